@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   - the embedded default study (digits, CPU, a few minutes), tracked in ./mlflow.db
+#   make test   - the test suite
+# Both create .venv and install the package on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.persist-installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+.PHONY: demo test install ui bench
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/persist pipeline --preset smoke
+
+test: $(STAMP)
+	bash .ci/run-tests
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done

@@ -1,0 +1,117 @@
+"""The ``persist`` command line: thin shells over the phase functions.
+
+Every user error surfaces as ``error: <one line>`` on stderr with exit code 2; an interrupt says how to
+resume (rerun the same command) and exits 130. MLproject entry points call ``python -m persist.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from persist.errors import PersistError
+
+PRESET_HELP = "Base configuration: 'smoke' (embedded digits, CPU, minutes) or 'cifar100' (the PERSIST study)."
+SET_HELP = ("Config override KEY=VALUE with a dotted key, e.g. landscape.resolution=31 (repeatable; one value "
+            "may hold several space-separated overrides). Unknown keys and wrong types are rejected.")
+
+
+class PersistGroup(click.Group):
+    """Turns PersistError into one line on stderr and exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PersistError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished work is saved; rerun the same command to resume", err=True)
+            sys.exit(130)
+
+
+def common_options(fn: Callable) -> Callable:
+    """Options shared by every phase command."""
+    options = [
+        click.option("--preset", default="smoke", show_default=True, help=PRESET_HELP),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
+        click.option("--tracking-uri", default=None,
+                     help="MLflow tracking URI (a server such as http://host:5000 or a database URL). "
+                          "Default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db."),
+        click.option("--experiment", default=None, help="MLflow experiment name. Default: the preset's."),
+        click.option("--device", default=None, help="auto, cpu, cuda or cuda:N. Default: auto."),
+        click.option("--seed", type=int, default=None, help="Seed for data split, init, batches, directions."),
+        click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_config(preset: str, overrides: tuple[str, ...], **shortcuts: Any):
+    """Preset, then ``--set`` overrides, then the explicit shortcut options (which win)."""
+    from persist.config import override
+    from persist.config import preset as load_preset
+
+    assignments = [part for item in overrides for part in item.split()]
+    assignments += [f"{key}={value}" for key, value in shortcuts.items() if value not in (None, "")]
+    return override(load_preset(preset), assignments)
+
+
+def start(cfg: Any, tracking_uri: str | None) -> None:
+    from persist.tracking import setup_tracking
+
+    uri = setup_tracking(tracking_uri, cfg.experiment)
+    click.echo(f"tracking: {uri} (experiment '{cfg.experiment}')", err=True)
+
+
+@click.group(cls=PersistGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="persist")
+def cli() -> None:
+    """persist: topology of neural networks, tracked in MLflow.
+
+    Phases: train -> landscape -> forgetting -> analysis. Each phase logs an MLflow run; later phases take
+    the train run id. `persist pipeline` runs the whole study; `mlflow ui --backend-store-uri
+    sqlite:///mlflow.db` shows the results.
+    """
+
+
+@cli.command("train")
+@common_options
+@click.option("--arch", default=None, help="Architecture name (see `persist models`).")
+@click.option("--width", type=float, default=None, help="Width multiplier of the architecture (1.0 = study size).")
+@click.option("--dataset", default=None, help="digits (offline), cifar10 or cifar100.")
+@click.option("--data-dir", default=None, help="Directory holding (or receiving) torchvision datasets.")
+@click.option("--download/--no-download", default=None, help="Download a missing dataset (needs internet).")
+@click.option("--epochs", type=int, default=None, help="Task-A training epochs.")
+def train_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, arch, width, dataset, data_dir,
+              download, epochs) -> None:
+    """Train on task A and keep the best-validation checkpoint (prints the run id as JSON)."""
+    from persist.phases.train import run_train
+
+    cfg = build_config(preset, overrides, **{
+        "model.arch": arch, "model.width": width, "data.dataset": dataset, "data.data_dir": data_dir,
+        "data.download": download, "train.epochs": epochs, "experiment": experiment, "device": device, "seed": seed})
+    start(cfg, tracking_uri)
+    run_id = run_train(cfg, progress=progress)
+    click.echo(json.dumps({"phase": "train", "run_id": run_id}))
+
+
+@cli.command("models")
+def models_cmd() -> None:
+    """List registered architectures with their parameter counts at width 1 (50 classes, 3x32x32)."""
+    from persist.models import list_models
+
+    for name in list_models():
+        click.echo(name)
+
+
+def main() -> None:
+    cli(prog_name="persist")
+
+
+if __name__ == "__main__":
+    main()

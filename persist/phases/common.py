@@ -1,0 +1,53 @@
+"""What every phase needs: working directories, run tags, and loading a trained model by run id."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from persist.checkpoint import load_checkpoint, save_checkpoint
+from persist.config import RunConfig, from_dict
+from persist.models import create_model
+from persist.tracking import download_artifact, get_run, read_json
+from persist.tracking.artifacts import log_checkpoint
+
+
+def workdir(phase: str, key: str) -> Path:
+    """Local scratch for resumable state, keyed by phase and config hash (``PERSIST_WORKDIR``, default ./.persist)."""
+    path = Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / phase / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_tags(cfg: RunConfig, **extra: str) -> dict[str, str]:
+    """The searchable identity of a run: architecture x dataset x seed, plus phase-specific tags."""
+    return {"persist.arch": cfg.model.arch, "persist.dataset": cfg.data.dataset, "persist.seed": str(cfg.seed),
+            **extra}
+
+
+def model_shape(num_classes: int, in_channels: int, image_size: int) -> dict[str, int]:
+    return {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+
+
+def save_model_artifact(model: nn.Module, name: str, shape: dict[str, int], **extra: Any) -> None:
+    """Log ``checkpoints/<name>.pt``: weights plus the shape needed to rebuild the architecture."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_checkpoint(Path(tmp) / f"{name}.pt", model=model.state_dict(), shape=shape, **extra)
+        log_checkpoint(path)
+
+
+def load_trained_model(run_id: str, device: torch.device, name: str = "best") -> tuple[nn.Module, RunConfig]:
+    """Rebuild the task-A model of a train run from its logged config and checkpoint."""
+    get_run(run_id)
+    cfg = from_dict(read_json(run_id, "config/resolved.json"))
+    state = load_checkpoint(download_artifact(run_id, f"checkpoints/{name}.pt"), map_location=device)
+    shape = state["shape"]
+    model = create_model(cfg.model.arch, shape["num_classes"], shape["in_channels"], shape["image_size"],
+                         cfg.model.width)
+    model.load_state_dict(state["model"])
+    return model.to(device), cfg

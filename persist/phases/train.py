@@ -1,0 +1,47 @@
+"""Train phase: task-A training, best checkpoint by validation accuracy, logged as a run."""
+
+from __future__ import annotations
+
+import torch
+
+from persist.config import RunConfig, config_hash
+from persist.data import load_task
+from persist.devices import resolve_device
+from persist.models import count_parameters, create_model
+from persist.phases.common import model_shape, run_tags, save_model_artifact, workdir
+from persist.plots.training import plot_training
+from persist.tracking import log_figure, log_metrics, phase_run
+from persist.training import evaluate, train
+
+SECTIONS = ("data", "model", "train", "seed")
+
+
+def train_hash(cfg: RunConfig) -> str:
+    """What a task-A model depends on; other sections (landscape, ...) do not invalidate it."""
+    return config_hash(cfg, SECTIONS)
+
+
+def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool = True) -> str:
+    """Train on task A and log metrics, the best checkpoint and curves; returns the run id."""
+    device = resolve_device(cfg.device)
+    task = load_task(cfg.data.dataset, "A", cfg.data.data_dir, cfg.data.val_fraction, cfg.seed,
+                     cfg.data.download).to(device)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model.arch, task.num_classes, task.in_channels, task.image_size, cfg.model.width)
+    model.to(device)
+    key = train_hash(cfg)
+    tags = run_tags(cfg, **{"persist.config_hash": key})
+    with phase_run("train", cfg, tags, parent_run_id, run_name=f"train-{cfg.model.arch}") as run:
+        result = train(cfg.train, model, task, seed=cfg.seed, augment=cfg.data.augment,
+                       checkpoint_path=workdir("train", key) / "state.pt",
+                       log_fn=lambda m, epoch: log_metrics(m, epoch, "train/"), progress=progress)
+        model.load_state_dict(result.best_state)
+        test = evaluate(model, task.x_test, task.y_test)
+        log_metrics({"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
+                     "test_accuracy": test["accuracy"], "test_loss": test["loss"]}, prefix="train/")
+        log_metrics({"num_params": count_parameters(model)}, prefix="model/")
+        save_model_artifact(model, "best", model_shape(task.num_classes, task.in_channels, task.image_size),
+                            epoch=result.best_epoch)
+        log_figure(plot_training(result.history, f"{cfg.model.arch} on {cfg.data.dataset} task A"),
+                   "figures/training.png")
+        return run.info.run_id

@@ -1,0 +1,16 @@
+"""The only place that imports mlflow: run lifecycle, tags, artifacts and run lookup."""
+
+from persist.tracking.artifacts import download_artifact, log_arrays, log_figure, log_json, read_json
+from persist.tracking.runs import (
+    find_runs,
+    get_run,
+    log_metrics,
+    phase_run,
+    resolve_tracking_uri,
+    setup_tracking,
+)
+
+__all__ = [
+    "download_artifact", "find_runs", "get_run", "log_arrays", "log_figure", "log_json", "log_metrics",
+    "phase_run", "read_json", "resolve_tracking_uri", "setup_tracking",
+]

@@ -1,0 +1,141 @@
+"""Run lifecycle on top of MLflow.
+
+Conventions (DESIGN.md): tracking URI from the flag, else ``MLFLOW_TRACKING_URI``, else an explicit
+``sqlite:///<cwd>/mlflow.db`` (so MLflow's ./mlruns fallback never triggers). Under ``mlflow run`` the
+``MLFLOW_RUN_ID`` run is attached to and ``set_experiment`` is never called. A phase run that already
+exists for the same config hash and upstream run, unfinished, is resumed instead of duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from persist.config import flatten, to_dict
+from persist.errors import UpstreamRunNotFound
+
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    if uri:
+        return uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def setup_tracking(uri: str | None, experiment: str) -> str:
+    """Point MLflow at ``uri`` and select ``experiment`` unless ``mlflow run`` already chose the run."""
+    resolved = resolve_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(experiment)
+    return resolved
+
+
+def git_state() -> dict[str, str]:
+    """Commit and dirtiness of the source tree, for lineage tags (MLflow records no dirtiness)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"persist.git_sha": "unknown", "persist.git_dirty": "unknown"}
+    if sha.returncode != 0:
+        return {"persist.git_sha": "unknown", "persist.git_dirty": "unknown"}
+    return {"persist.git_sha": sha.stdout.strip(), "persist.git_dirty": str(bool(dirty.stdout.strip())).lower()}
+
+
+def find_runs(filter_string: str, experiment_ids: list[str] | None = None, max_results: int = 1000) -> list[Run]:
+    """Runs matching an MLflow filter string, newest first, in the given (default: active) experiments."""
+    client = MlflowClient()
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiment_ids, filter_string, max_results=max_results,
+                              order_by=["attributes.start_time DESC"])
+
+
+def get_run(run_id: str) -> Run:
+    """A run by id, or a one-line UpstreamRunNotFound."""
+    try:
+        return MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise UpstreamRunNotFound(f"run '{run_id}' not found in the tracking store {mlflow.get_tracking_uri()}") from None
+
+
+def _resumable(phase: str, tags: dict[str, str]) -> str | None:
+    keys = ("persist.config_hash", "persist.upstream_run_id", "persist.slice", "mlflow.parentRunId")
+    clauses = [f"tags.`persist.phase` = '{phase}'", "attributes.status != 'FINISHED'"]
+    clauses += [f"tags.`{k}` = '{tags[k]}'" for k in keys if k in tags]
+    runs = find_runs(" and ".join(clauses), [_active_experiment_id()])
+    return runs[0].info.run_id if runs else None
+
+
+def _active_experiment_id() -> str:
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
+
+
+@contextlib.contextmanager
+def phase_run(
+    phase: str,
+    cfg: Any,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    resume: bool = True,
+) -> Iterator[Run]:
+    """Open (attach, resume or create) a phase run, tag it, log its config; FAILED on error.
+
+    A nested call opens a child run of the active one. Outside any active run with ``MLFLOW_RUN_ID`` set
+    (``mlflow run``), that run is used.
+    """
+    all_tags = {"persist.phase": phase, **git_state(), **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    active = mlflow.active_run()
+    run_id = None
+    if active is None and os.environ.get("MLFLOW_RUN_ID"):
+        run_id = os.environ["MLFLOW_RUN_ID"]
+    elif resume:
+        run_id = _resumable(phase, all_tags)
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=active is not None,
+                           parent_run_id=parent_run_id if run_id is None else None, tags=all_tags)
+    try:
+        if run_id is not None:
+            mlflow.set_tags(all_tags)
+        if cfg is not None:
+            _log_config(cfg)
+        yield run
+    except Exception:
+        mlflow.end_run(status="FAILED")
+        raise
+    except BaseException:  # KeyboardInterrupt, SystemExit: resumable, not failed
+        mlflow.end_run(status="KILLED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def _log_config(cfg: Any) -> None:
+    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    params = {k: str(v) for k, v in flatten(cfg).items() if k not in existing}
+    if params:
+        mlflow.log_params(params)
+    mlflow.log_dict(to_dict(cfg), "config/resolved.json")
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:
+    """Batch-log scalars (one call, not one per key) under an optional ``phase/`` prefix."""
+    clean = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+    if clean:
+        mlflow.log_metrics(clean, step=step)
