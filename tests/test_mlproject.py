@@ -1,0 +1,38 @@
+"""`mlflow run . -e <phase> --env-manager local` against the real MLproject file."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mlflow_run(entry: str, params: dict[str, str], tracking: str, experiment: str = "persist-smoke") -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": tracking, "MLFLOW_EXPERIMENT_NAME": experiment}
+    env.pop("MLFLOW_RUN_ID", None)
+    args = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager", "local",
+            "--experiment-name", experiment]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.integration
+def test_mlflow_run_train_entry_point(tracking):
+    from mlflow.tracking import MlflowClient
+
+    mlflow_run("train", {"arch": "cnn", "preset": "smoke", "overrides": "train.epochs=2 model.width=0.25"}, tracking)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("persist-smoke")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["persist.phase"] == "train" and run.data.tags["persist.arch"] == "cnn"
+    assert run.data.params["arch"] == "cnn" and run.data.params["model.width"] == "0.25"
+    assert "train/test_accuracy" in run.data.metrics
+    assert [f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
