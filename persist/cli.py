@@ -100,6 +100,43 @@ def train_cmd(preset, overrides, tracking_uri, experiment, device, seed, progres
     click.echo(json.dumps({"phase": "train", "run_id": run_id}))
 
 
+def upstream_config(train_run_id: str, preset: str, overrides: tuple[str, ...], **shortcuts: Any):
+    """A downstream phase inherits data, model, train and seed from its train run; the rest from the preset."""
+    from dataclasses import replace
+
+    from persist.config import from_dict
+    from persist.tracking import get_run, read_json
+
+    get_run(train_run_id)
+    cfg = build_config(preset, overrides, **shortcuts)
+    trained = from_dict(read_json(train_run_id, "config/resolved.json"))
+    return replace(cfg, data=trained.data, model=trained.model, train=trained.train, seed=trained.seed)
+
+
+TRAIN_RUN_HELP = "Run id of a finished `persist train` run (its checkpoint and config are read from the tracking store)."
+
+
+@cli.command("forgetting")
+@common_options
+@click.option("--train-run-id", required=True, help=TRAIN_RUN_HELP)
+@click.option("--lr", type=float, default=None, help="Task-B learning rate (one policy for every architecture).")
+@click.option("--ewc-lambda", type=float, default=None, help="EWC strength; 0 disables EWC.")
+@click.option("--schedule", default=None, help="Task-B learning-rate schedule: constant or cosine.")
+def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, train_run_id, lr, ewc_lambda,
+                   schedule) -> None:
+    """Train a task-A model on task B and measure retention of task A (class-incremental and task-masked)."""
+    from persist.phases.forgetting import run_forgetting
+    from persist.tracking import setup_tracking
+
+    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
+    cfg = upstream_config(train_run_id, preset, overrides, **{
+        "forgetting.lr": lr, "forgetting.ewc_lambda": ewc_lambda, "forgetting.schedule": schedule,
+        "experiment": experiment, "device": device})
+    start(cfg, tracking_uri)
+    run_id = run_forgetting(cfg, train_run_id, progress=progress)
+    click.echo(json.dumps({"phase": "forgetting", "run_id": run_id}))
+
+
 @cli.command("models")
 def models_cmd() -> None:
     """List registered architectures with their parameter counts at width 1 (50 classes, 3x32x32)."""

@@ -7,10 +7,11 @@ from persist.tracking.runs import (
     log_metrics,
     phase_run,
     resolve_tracking_uri,
+    set_tags,
     setup_tracking,
 )
 
 __all__ = [
     "download_artifact", "find_runs", "get_run", "log_arrays", "log_figure", "log_json", "log_metrics",
-    "phase_run", "read_json", "resolve_tracking_uri", "setup_tracking",
+    "phase_run", "read_json", "resolve_tracking_uri", "set_tags", "setup_tracking",
 ]

@@ -23,6 +23,7 @@ from persist.errors import UpstreamRunNotFound
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -132,6 +133,10 @@ def _log_config(cfg: Any) -> None:
     if params:
         mlflow.log_params(params)
     mlflow.log_dict(to_dict(cfg), "config/resolved.json")
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:

@@ -1,0 +1,56 @@
+"""Forgetting phase: widen the task-A model, train on task B, log retention curves and the barrier."""
+
+from __future__ import annotations
+
+import json
+
+from persist.config import RunConfig, config_hash
+from persist.data import load_task
+from persist.devices import resolve_device
+from persist.forgetting import run_sequential, task_barrier
+from persist.phases.common import load_trained_model, model_shape, run_tags, save_model_artifact, workdir
+from persist.plots.forgetting import plot_forgetting
+from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
+
+SECTIONS = ("data", "forgetting", "seed")
+
+
+def forgetting_hash(cfg: RunConfig, train_run_id: str) -> str:
+    return config_hash(cfg, SECTIONS) + f"-{train_run_id[:8]}"
+
+
+def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> str:
+    """Measure how much of task A survives task-B training; returns the forgetting run id."""
+    device = resolve_device(cfg.device)
+    model, train_cfg = load_trained_model(train_run_id, device)
+    data = train_cfg.data
+    task_a = load_task(data.dataset, "A", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
+    task_b = load_task(data.dataset, "B", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
+    f = cfg.forgetting
+    key = forgetting_hash(cfg, train_run_id)
+    tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
+    with phase_run("forgetting", cfg, tags, run_name=f"forgetting-{train_cfg.model.arch}") as run:
+        result = run_sequential(
+            model, task_a, task_b, steps=max(f.steps), eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr,
+            momentum=f.momentum, weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
+            augment_padding=max(1, task_a.image_size // 8) if data.augment else None, seed=cfg.seed,
+            ewc_lambda=f.ewc_lambda, checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress)
+        barrier = task_barrier(model, result.initial_state, result.final_state, task_a.x_test, task_a.y_test,
+                               task_a.num_classes, num_points=f.barrier_points)
+        log_metrics({**result.summary, **barrier.summary()}, prefix="forgetting/")
+        for step, acc, masked, acc_b in zip(result.curve.steps, result.curve.task_a_acc,
+                                            result.curve.task_a_acc_masked, result.curve.task_b_acc):
+            log_metrics({"task_a_acc": acc, "task_a_acc_masked": masked, "task_b_acc": acc_b},
+                        step=int(step), prefix="forgetting/curve_")
+        payload = json.loads(result.to_json())
+        payload["barrier"] = {"ts": barrier.ts.tolist(), "loss": barrier.loss.tolist(),
+                              "accuracy": barrier.accuracy.tolist(), "logits": barrier.logits}
+        log_json(payload, "forgetting/curve.json")
+        if result.warnings:
+            set_tags({"persist.warnings": "; ".join(result.warnings)[:5000]})
+        model.load_state_dict(result.final_state)
+        save_model_artifact(model, "final", model_shape(task_a.num_classes + task_b.num_classes,
+                                                        task_a.in_channels, task_a.image_size))
+        log_figure(plot_forgetting(result.curve, f"{train_cfg.model.arch}: task A while training task B"),
+                   "figures/forgetting.png")
+        return run.info.run_id
