@@ -116,6 +116,34 @@ def upstream_config(train_run_id: str, preset: str, overrides: tuple[str, ...], 
 TRAIN_RUN_HELP = "Run id of a finished `persist train` run (its checkpoint and config are read from the tracking store)."
 
 
+@cli.command("landscape")
+@common_options
+@click.option("--train-run-id", required=True, help=TRAIN_RUN_HELP)
+@click.option("--slices", default=None, help="Number of random 2D slices (one child run each).")
+@click.option("--resolution", type=int, default=None, help="Grid points per axis; odd so the trained weights are a node.")
+@click.option("--span", type=float, default=None, help="Half-width of the grid in filter-normalized units.")
+@click.option("--subset", type=int, default=None, help="Evaluate on the first N examples of the split (0 = all).")
+def landscape_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, train_run_id, slices,
+                  resolution, span, subset) -> None:
+    """Sample loss on 2D slices through the trained weights, with persistent homology and curvature baselines.
+
+    Under torchrun the grid nodes are sharded across ranks; rank 0 logs the results.
+    """
+    from persist.landscape import init_distributed_from_env
+    from persist.phases.landscape import run_landscape
+    from persist.tracking import setup_tracking
+
+    rank, _ = init_distributed_from_env()
+    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
+    cfg = upstream_config(train_run_id, preset, overrides, **{
+        "landscape.slices": slices, "landscape.resolution": resolution, "landscape.span": span,
+        "landscape.subset": subset, "experiment": experiment, "device": device})
+    start(cfg, tracking_uri)
+    run_id = run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)
+    if rank == 0:
+        click.echo(json.dumps({"phase": "landscape", "run_id": run_id}))
+
+
 @cli.command("forgetting")
 @common_options
 @click.option("--train-run-id", required=True, help=TRAIN_RUN_HELP)

@@ -64,8 +64,8 @@ class LandscapeConfig:
 class TopologyConfig:
     backend: str = "gudhi"  # gudhi | ripser
     connectivity: int = 8  # 8 (T-construction, flag complex of the king graph) | 4 (V-construction)
-    noise_floor: float = -1.0  # >= 0: given epsilon; < 0: estimate from a re-evaluation in noise_source
-    noise_source: str = "precision"  # precision (fp32 vs bf16 re-evaluation) | subset (two data halves) | none
+    noise_floor: float = -1.0  # >= 0: a given epsilon (loss units); < 0: measured as noise_source says
+    noise_source: str = "subset"  # subset (grids on two disjoint data halves, no extra cost) | none (epsilon 0)
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,13 @@ class ForgettingConfig:
 
 
 @dataclass(frozen=True)
+class StudyConfig:
+    archs: tuple[str, ...] = ("mlp",)  # architectures of the study, each NAME or NAME@WIDTH
+    seeds: tuple[int, ...] = (0,)  # training seeds; one parent run per architecture x seed
+    analysis_spec: str = "analysis/persist.yaml"  # the declared hypotheses tested at the end
+
+
+@dataclass(frozen=True)
 class RunConfig:
     experiment: str = "persist"
     seed: int = 0
@@ -102,6 +109,14 @@ class RunConfig:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     curvature: CurvatureConfig = field(default_factory=CurvatureConfig)
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+
+STUDY_ARCHITECTURES = (
+    "resnet18", "resnet50", "resnet18_wide", "wrn28_1", "wrn28_2", "wrn28_4", "wrn28_6", "wrn28_8", "wrn28_10",
+    "densenet121", "efficientnet_b0", "vgg16_bn", "convnext_tiny", "mobilenet_v3_small", "shufflenet_v2",
+    "regnet_y_400mf", "vit_small", "vit_tiny", "mlp_mixer",
+)
 
 
 def smoke() -> RunConfig:
@@ -111,6 +126,7 @@ def smoke() -> RunConfig:
         "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
         "curvature.subset=128", "curvature.probes=8",
         "forgetting.steps=0,10,25,50,100,200", "forgetting.batch_size=64", "forgetting.lr=0.02",
+        "study.archs=mlp@0.5,cnn@0.5,resnet18@0.125,vit_tiny@0.5,mlp_mixer@0.25",
     ])
 
 
@@ -121,6 +137,7 @@ def cifar100() -> RunConfig:
         "train.warmup_epochs=5", "train.bf16=true", "train.channels_last=true",
         "landscape.resolution=51", "landscape.slices=5", "landscape.subset=5000",
         "curvature.subset=2048", "curvature.probes=32",
+        "study.archs=" + ",".join(STUDY_ARCHITECTURES), "study.seeds=0,1,2",
     ])
 
 

@@ -11,3 +11,4 @@ from persist.models.registry import (
 )
 
 __all__ = ["count_parameters", "create_model", "get_classifier", "list_models", "register_model", "set_classifier"]
+from persist.models import zoo  # noqa: E402,F401  (registers the PERSIST study architectures)

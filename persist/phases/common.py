@@ -26,8 +26,8 @@ def workdir(phase: str, key: str) -> Path:
 
 def run_tags(cfg: RunConfig, **extra: str) -> dict[str, str]:
     """The searchable identity of a run: architecture x dataset x seed, plus phase-specific tags."""
-    return {"persist.arch": cfg.model.arch, "persist.dataset": cfg.data.dataset, "persist.seed": str(cfg.seed),
-            **extra}
+    return {"persist.arch": cfg.model.arch, "persist.width": str(cfg.model.width), "persist.dataset": cfg.data.dataset,
+            "persist.seed": str(cfg.seed), **extra}
 
 
 def model_shape(num_classes: int, in_channels: int, image_size: int) -> dict[str, int]:

@@ -1,0 +1,191 @@
+"""Evaluate many parameter vectors ("nodes") on one data set: the hot path of grids and paths.
+
+Two fast strategies, both with losses accumulated in fp32 on the device and no host sync per batch:
+
+* ``vmap``: ``torch.func.functional_call`` mapped over a chunk of K nodes, so one forward pass serves
+  K models. Pays off when a single model leaves the device under-used (small models, CPU).
+* ``foreach``: one node at a time, written into the model with a single ``torch._foreach_copy_``.
+  Pays off when one forward pass already saturates the device (large models, big batches).
+
+``auto`` times both on one batch and keeps the faster; the choice is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
+
+from persist.errors import ConfigError
+from persist.landscape.parameters import FlatLayout
+
+Method = Literal["auto", "vmap", "foreach"]
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+METHODS = ("auto", "vmap", "foreach")
+PRECISIONS = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got '{value}'")
+
+
+def check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def autocast_for(device: torch.device, precision: str):
+    """Reduced precision only when asked for; the loss itself is always computed and summed in fp32."""
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextmanager
+def tf32_policy(precision: str) -> Iterator[dict[str, bool]]:
+    """``fp32`` means IEEE fp32: TF32 (cuDNN's default for convolutions on Ampere+ GPUs, a silent
+    10-bit-mantissa mode) is switched off for the duration; ``tf32`` switches it on explicitly.
+    Reduced-precision autocast runs leave the global flags alone. Yields the flags in force."""
+    if precision not in ("fp32", "tf32"):
+        yield {"cudnn_tf32": torch.backends.cudnn.allow_tf32, "matmul_tf32": torch.backends.cuda.matmul.allow_tf32}
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    allow = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allow
+    try:
+        yield {"cudnn_tf32": allow, "matmul_tf32": allow}
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def nonfinite_to_inf(loss: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """NaN becomes +inf (a diverged node is "infinitely high", never a finite stand-in); counts both."""
+    loss = np.array(loss, dtype=np.float64)
+    nan = np.isnan(loss)
+    counts = {"nonfinite_count": int(np.count_nonzero(~np.isfinite(loss))), "nan_count": int(np.count_nonzero(nan))}
+    loss[nan] = np.inf
+    return loss, counts
+
+
+@dataclass
+class NodeEvaluator:
+    """Everything fixed across nodes: the model, which tensors vary per node, the data and the precision.
+
+    ``params`` lays out the named parameters of each node vector; ``buffers`` (optional) lays out
+    floating buffers that also vary per node (interpolated BN statistics on a path). Buffers not in
+    ``buffers`` are the model's own and stay fixed.
+    """
+
+    model: nn.Module
+    params: FlatLayout
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+    precision: str = "fp32"
+    buffers: FlatLayout | None = None
+    _targets: list[torch.Tensor] = field(init=False, repr=False)
+    _buffer_targets: list[torch.Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        named_params, named_buffers = dict(self.model.named_parameters()), dict(self.model.named_buffers())
+        self._targets = [named_params[n] for n in self.params.names]
+        self._buffer_targets = [] if self.buffers is None else [named_buffers[n] for n in self.buffers.names]
+
+    def batches(self, limit: int | None = None):
+        n = len(self.x) if limit is None else min(limit, len(self.x))
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            yield self.x[start:stop], self.y[start:stop]
+
+    @torch.no_grad()
+    def run(self, method: str, params: torch.Tensor, buffers: torch.Tensor | None = None,
+            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed cross-entropy (fp32) and correct counts (int64) of each node, on the device.
+
+        ``params`` is ``(K, P)``; ``buffers`` is ``(K, B)`` when per-node buffers are laid out.
+        ``limit`` evaluates only the first samples (used by the ``auto`` probe).
+        """
+        if method == "vmap":
+            return self._run_vmap(params, buffers, limit)
+        return self._run_foreach(params, buffers, limit)
+
+    def _run_vmap(self, params, buffers, limit):
+        model, device = self.model, self.x.device
+        named = self.params.unflatten(params)
+        if buffers is None:
+            def forward(p, xb):
+                return functional_call(model, p, (xb,))
+            mapped = vmap(forward, in_dims=(0, None))
+            args = (named,)
+        else:
+            def forward(p, b, xb):
+                return functional_call(model, (p, b), (xb,))
+            mapped = vmap(forward, in_dims=(0, 0, None))
+            args = (named, self.buffers.unflatten(buffers))
+        loss = torch.zeros(len(params), dtype=torch.float32, device=device)
+        correct = torch.zeros(len(params), dtype=torch.int64, device=device)
+        for xb, yb in self.batches(limit):
+            with autocast_for(device, self.precision):
+                logits = mapped(*args, xb)
+            logits = logits.float()  # (K, B, C)
+            target = yb.expand(len(params), -1)
+            loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(1)
+            correct += (logits.argmax(-1) == target).sum(1)
+        return loss, correct
+
+    def _run_foreach(self, params, buffers, limit):
+        model, device = self.model, self.x.device
+        losses, corrects = [], []
+        for k in range(len(params)):
+            torch._foreach_copy_(self._targets, list(self.params.unflatten(params[k]).values()))
+            if buffers is not None:
+                torch._foreach_copy_(self._buffer_targets, list(self.buffers.unflatten(buffers[k]).values()))
+            loss = torch.zeros((), dtype=torch.float32, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            for xb, yb in self.batches(limit):
+                with autocast_for(device, self.precision):
+                    logits = model(xb)
+                logits = logits.float()
+                loss += F.cross_entropy(logits, yb, reduction="sum")
+                correct += (logits.argmax(-1) == yb).sum()
+            losses.append(loss)
+            corrects.append(correct)
+        return torch.stack(losses), torch.stack(corrects)
+
+
+def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
+                  ) -> tuple[str, dict[str, float | str]]:
+    """Time both strategies on one batch of ``params``' nodes and return the faster, with the evidence.
+
+    One node per step leaves nothing for vmap to batch, so that case is decided by rule. A vmap chunk
+    that does not fit in GPU memory loses by default.
+    """
+    if len(params) == 1:
+        return "foreach", {"rule": "one node per step"}
+    device = evaluator.x.device
+    seconds: dict[str, float] = {}
+    for method in ("foreach", "vmap"):
+        try:
+            evaluator.run(method, params, buffers, limit=2)  # warm-up: first-call and allocator costs
+            synchronize(device)
+            start = time.perf_counter()
+            evaluator.run(method, params, buffers, limit=evaluator.batch_size)
+            synchronize(device)
+            seconds[method] = (time.perf_counter() - start) / len(params)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            seconds[method] = float("inf")
+    chosen = min(seconds, key=seconds.get)
+    return chosen, {"rule": "measured", **{f"{m}_seconds_per_node": s for m, s in seconds.items()}}
