@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import click
 
-from persist.errors import PersistError
+from persist.errors import ConfigError, PersistError
 
 PRESET_HELP = "Base configuration: 'smoke' (embedded digits, CPU, minutes) or 'cifar100' (the PERSIST study)."
 SET_HELP = ("Config override KEY=VALUE with a dotted key, e.g. landscape.resolution=31 (repeatable; one value "
@@ -163,6 +163,96 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, pr
     start(cfg, tracking_uri)
     run_id = run_forgetting(cfg, train_run_id, progress=progress)
     click.echo(json.dumps({"phase": "forgetting", "run_id": run_id}))
+
+
+@cli.command("analysis")
+@click.option("--spec", default="analysis/persist.yaml", show_default=True,
+              help="YAML analysis spec: predictors, outcomes, covariates, families, subsets, corrections.")
+@click.option("--from-experiment", "experiment", default=None,
+              help="Analyse the finished runs of this MLflow experiment (default: persist-smoke).")
+@click.option("--table", default=None, help="Analyse a CSV table instead (one row per architecture).")
+@click.option("--out", "out_dir", default=None, help="Also write results.csv, report.md and figures here.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--log-experiment", default="persist-analysis", show_default=True,
+              help="Experiment that receives the analysis run when --table is used.")
+def analysis_cmd(spec, experiment, table, out_dir, tracking_uri, log_experiment) -> None:
+    """Correlate landscape topology with retention across architectures (prints the headline table)."""
+    from persist.phases.analysis import run_analysis_phase
+    from persist.stats import headline_table
+    from persist.tracking import setup_tracking
+
+    experiment = experiment or "persist-smoke"
+    setup_tracking(tracking_uri, log_experiment if table else experiment)
+    run_id, result = run_analysis_phase(spec, experiment=experiment, table_path=table or None, out_dir=out_dir)
+    click.echo(headline_table(result))
+    click.echo(json.dumps({"phase": "analysis", "run_id": run_id}))
+
+
+@cli.command("pipeline")
+@common_options
+@click.option("--archs", default=None, help="Comma-separated study members NAME or NAME@WIDTH (default: the preset's).")
+@click.option("--seeds", default=None, help="Comma-separated training seeds (default: the preset's).")
+def pipeline_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, archs, seeds) -> None:
+    """Run the whole study: train, landscape and forgetting per architecture x seed, then the analysis.
+
+    Finished phases are reused and unfinished ones resumed, so rerunning after an interruption continues.
+    """
+    from persist.pipeline import run_pipeline
+    from persist.stats import headline_table
+    from persist.tracking import resolve_tracking_uri
+
+    cfg = build_config(preset, overrides, **{"study.archs": archs, "study.seeds": seeds, "experiment": experiment,
+                                              "device": device, "seed": seed})
+    start(cfg, tracking_uri)
+    result = run_pipeline(cfg, progress=progress)
+    click.echo(headline_table(result.analysis))
+    uri = resolve_tracking_uri(tracking_uri)
+    click.echo(f"\nstudy run {result.study_run_id}; browse the results with:\n  mlflow ui --backend-store-uri {uri}")
+
+
+@cli.command("sweep")
+@click.argument("spec_path", metavar="SPEC")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes to start here; start more anywhere with `persist sweep-worker` on the same storage.")
+@click.option("--storage", default=None,
+              help="Optuna storage URL shared by all workers: sqlite:///optuna.db (default), postgresql+psycopg2://..., "
+                   "or journal:PATH (no heartbeats).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI for the sweep run and its trials.")
+def sweep_cmd(spec_path, workers, storage, tracking_uri) -> None:
+    """Run an Optuna sweep from a YAML spec: a grid of study members or a search (TPE) over config keys."""
+    from persist.sweep import create_study, launch, load_sweep, open_storage, summary
+    from persist.tracking import log_json, phase_run, setup_tracking
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    spec = load_sweep(spec_path)
+    storage = storage or None
+    create_study(spec, open_storage(storage, spec))
+    setup_tracking(tracking_uri, spec.base_config().experiment)
+    with phase_run("sweep", None, {"optuna.study": spec.name}, run_name=f"sweep-{spec.name}") as run:
+        codes = launch(spec_path, workers, storage, run.info.run_id)
+        trials = summary(spec, storage)
+        log_json(trials, "sweep/trials.json")
+    for trial in trials:
+        click.echo(json.dumps(trial, default=str))
+    if any(codes):
+        raise PersistError(f"{sum(c != 0 for c in codes)} of {workers} sweep workers failed; rerun to continue")
+
+
+@cli.command("sweep-worker")
+@click.argument("spec_path", metavar="SPEC")
+@click.option("--storage", default=None, help="The Optuna storage URL the sweep was started with.")
+@click.option("--sweep-run-id", default=None, help="MLflow run id of the sweep; trials become its children.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI).")
+def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
+    """Work on a sweep's trials until none remain (start as many as you like, on any machine)."""
+    from persist.sweep import create_study, load_sweep, open_storage, work
+    from persist.tracking import setup_tracking
+
+    spec = load_sweep(spec_path)
+    create_study(spec, open_storage(storage, spec))
+    setup_tracking(tracking_uri, spec.base_config().experiment)
+    work(spec, storage, sweep_run_id)
 
 
 @cli.command("models")

@@ -93,7 +93,7 @@ def graph_sublevel_diagrams(values: np.ndarray, edges: np.ndarray, clique_dim: i
     st.insert_batch(edges.T, np.maximum(values[edges[:, 0]], values[edges[:, 1]]))
     if clique_dim == 2:
         st.expansion(2)
-    st.compute_persistence(persistence_dim_max=False)
+    st.compute_persistence(persistence_dim_max=True)  # else the bare graph (dim 1) reports no H1
     return [st.persistence_intervals_in_dimension(d).reshape(-1, 2) for d in (0, 1)]
 
 

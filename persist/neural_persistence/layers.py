@@ -69,8 +69,8 @@ class DenseGraph:
 
     def deaths(self, w_max: torch.Tensor, method: str) -> torch.Tensor:
         """Deaths of all blocks; there are sum(rows + cols - 1) of them, known without a host sync."""
-        blocks = [_as_float(b.detach().abs()) for b in self.source()[1]]
-        return torch.cat([spanning_forest_weights(b / w_max.to(b.dtype), method) for b in blocks])
+        blocks = [_as_float(b.detach()).abs() for b in self.source()[1]]
+        return torch.cat([spanning_forest_weights(b.div_(w_max.to(b.dtype)), method) for b in blocks])
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class UnrolledConvGraph:
     def deaths(self, w_max: torch.Tensor, method: str) -> torch.Tensor:
         """Deaths of the unrolled graph: (#vertices - #components) of them; ``method`` is always Kruskal."""
         weights, heads, tails, n_vertices = unrolled_conv_edges(self.conv, self.input_size)
-        scale = float(w_max)
+        scale = float(w_max.detach())
         deaths = sparse_spanning_forest_weights(np.abs(weights) / scale, heads, tails, n_vertices)
         return torch.from_numpy(deaths).to(self.conv.weight.device)
 

@@ -33,21 +33,23 @@ def _check_p(p: float) -> None:
 
 
 def network_max(graphs: list[WeightGraph]) -> torch.Tensor:
-    """Largest |w| over all graphs, kept on the device; 1 when every weight is 0 (then every layer has NP
-    equal to its bound, the value of an edgeless filtration)."""
-    w_max = torch.stack([g.params().detach().abs().max().to(torch.float64) for g in graphs]).max()
+    """Largest |w| over all graphs as a float64 tensor on the device; 1 when every weight is 0 (then every
+    layer has NP equal to its bound, the value of an edgeless filtration)."""
+    extremes = [torch.aminmax(g.params().detach()) for g in graphs]
+    w_max = torch.stack([torch.maximum(-lo, hi).to(torch.float64) for lo, hi in extremes]).max()
     return torch.where(w_max > 0, w_max, torch.ones_like(w_max))
 
 
 def _layer_values(graph: WeightGraph, w_max: torch.Tensor, p: float, method: str) -> torch.Tensor:
     """(NP, normalized NP, weight std, RMS of |w| / w_max) as one float64 tensor on the layer's device."""
-    params = graph.params().detach().to(torch.float64)
-    deaths = graph.deaths(w_max.to(params.device), method)
+    params = graph.params().detach()
+    w_max = w_max.to(params.device)
+    deaths = graph.deaths(w_max, method)
     persistence = layer_persistence(deaths, p)
     normalized = persistence / persistence_upper_bound(deaths.numel(), p)
-    std = params.std(correction=0)
-    norm = (params / w_max.to(params.device)).pow(2).mean().sqrt()
-    return torch.stack([persistence, normalized, std, norm]).to(w_max.device)
+    std = params.std(correction=0).to(torch.float64)
+    rms = torch.linalg.vector_norm(params).to(torch.float64) / math.sqrt(params.numel()) / w_max
+    return torch.stack([persistence, normalized, std, rms])
 
 
 def neural_persistence(
@@ -71,7 +73,8 @@ def neural_persistence(
     graphs = extract_graphs(model, layer_filter, per_head, conv_input_sizes)
     with torch.no_grad():
         w_max = network_max(graphs)
-        table = torch.stack([_layer_values(g, w_max, p, method) for g in graphs]).cpu().tolist()
+        rows = [_layer_values(g, w_max, p, method).to(w_max.device) for g in graphs]
+        table = torch.stack(rows).cpu().tolist()
     result: dict[str, float] = {}
     for graph, row in zip(graphs, table):
         result.update({f"np/{graph.name}/{key}": value for key, value in zip(_PER_LAYER, row)})

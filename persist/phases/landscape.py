@@ -83,7 +83,9 @@ def topology_of(grid: LandscapeGrid, cfg: RunConfig, noise: NoiseFloor) -> tuple
     diagrams = lower_star_diagrams(grid.loss, cfg.topology.connectivity, cfg.topology.backend)
     summary = summarize(diagrams, eps=noise.value)
     summary.update(grid_baselines(grid.loss))
-    summary["h0_zero_birth_total"] = h0_zero_birth_total(grid.loss)
+    # the published quantity is undefined where the loss diverged; report that rather than stop the phase
+    finite = bool(np.isfinite(grid.loss).all())
+    summary["h0_zero_birth_total"] = h0_zero_birth_total(grid.loss) if finite else float("nan")
     summary["noise_floor"] = noise.value
     summary["nonfinite_nodes"] = float((~np.isfinite(grid.loss)).sum())
     return diagrams, summary

@@ -30,6 +30,10 @@ def log_arrays(artifact_file: str, **arrays: np.ndarray) -> None:
         mlflow.log_artifact(str(local), artifact_path=str(path.parent) if str(path.parent) != "." else None)
 
 
+def log_directory(local_dir: str | Path, artifact_path: str) -> None:
+    mlflow.log_artifacts(str(local_dir), artifact_path=artifact_path)
+
+
 def log_checkpoint(path: str | Path) -> None:
     mlflow.log_artifact(str(path), artifact_path="checkpoints")
 

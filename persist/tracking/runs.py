@@ -64,12 +64,33 @@ def find_runs(filter_string: str, experiment_ids: list[str] | None = None, max_r
                               order_by=["attributes.start_time DESC"])
 
 
+def experiment_id(name: str) -> str:
+    """The id of an existing experiment, or a one-line UpstreamRunNotFound naming it."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        raise UpstreamRunNotFound(f"experiment '{name}' not found in the tracking store {mlflow.get_tracking_uri()}")
+    return exp.experiment_id
+
+
 def get_run(run_id: str) -> Run:
     """A run by id, or a one-line UpstreamRunNotFound."""
     try:
         return MlflowClient().get_run(run_id)
     except mlflow.exceptions.MlflowException:
         raise UpstreamRunNotFound(f"run '{run_id}' not found in the tracking store {mlflow.get_tracking_uri()}") from None
+
+
+def find_finished(phase: str, config_hash: str) -> str | None:
+    """A FINISHED run of ``phase`` with this config hash made by the same code version, if any.
+
+    The hash of a downstream phase includes its upstream run id, so a reused run always sits on the
+    same upstream artifacts (the MLflow multistep example keyed on parameters alone).
+    """
+    sha = git_state()["persist.git_sha"]
+    clauses = [f"tags.`persist.phase` = '{phase}'", "attributes.status = 'FINISHED'",
+               f"tags.`persist.config_hash` = '{config_hash}'", f"tags.`persist.git_sha` = '{sha}'"]
+    runs = find_runs(" and ".join(clauses), [_active_experiment_id()])
+    return runs[0].info.run_id if runs else None
 
 
 def _resumable(phase: str, tags: dict[str, str]) -> str | None:

@@ -1,0 +1,91 @@
+"""Analysis phase: join the study's runs from the tracking store (or read a table) and test the spec."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from persist.errors import DataError, UpstreamRunNotFound
+from persist.stats import AnalysisResult, load_spec, run_analysis, write_report
+from persist.tracking import find_runs, log_directory, log_metrics, phase_run
+from persist.tracking.runs import experiment_id
+
+FAMILIES = {
+    "mlp": "MLP", "mlp_mixer": "MLP", "vit_tiny": "Transformer", "vit_small": "Transformer",
+    "convnext_tiny": "Modern CNN", "mobilenet_v3_small": "CNN+SE", "efficientnet_b0": "CNN+SE",
+    "regnet_y_400mf": "CNN+SE",
+}
+MEMBER_TAGS = ("persist.arch", "persist.width", "persist.dataset", "persist.seed")
+PHASE_PREFIXES = {"train": ("model/", "train/"), "landscape": ("topology/", "curvature/", "landscape/"),
+                  "forgetting": ("forgetting/",)}
+
+
+def _member(tags: dict[str, str]) -> tuple[str, ...]:
+    return tuple(tags.get(t, "") for t in MEMBER_TAGS)
+
+
+def study_table(experiment: str) -> pd.DataFrame:
+    """One row per architecture x width x dataset x seed with the newest finished run of each phase.
+
+    Landscape and forgetting runs count only when their upstream is that row's train run, so a row
+    never mixes measurements of two different trained models.
+    """
+    phases = "', '".join(PHASE_PREFIXES)
+    runs = find_runs(f"attributes.status = 'FINISHED' and tags.`persist.phase` IN ('{phases}')",
+                     [experiment_id(experiment)])
+    trains = {}
+    for run in runs:  # newest first
+        if run.data.tags["persist.phase"] == "train":
+            trains.setdefault(_member(run.data.tags), run)
+    rows = []
+    for member, train in trains.items():
+        arch, width, dataset, seed = member
+        row: dict[str, Any] = {"arch": arch if float(width or 1) == 1.0 else f"{arch}@{float(width):g}",
+                               "architecture": arch, "width": float(width or 1), "dataset": dataset,
+                               "seed": int(seed or 0), "type": FAMILIES.get(arch, "CNN"),
+                               "train_run_id": train.info.run_id}
+        done = {"train"}
+        row.update({k: v for k, v in train.data.metrics.items() if k.startswith(PHASE_PREFIXES["train"])})
+        for run in runs:
+            phase = run.data.tags["persist.phase"]
+            if phase in done or run.data.tags.get("persist.upstream_run_id") != train.info.run_id:
+                continue
+            done.add(phase)
+            row[f"{phase}_run_id"] = run.info.run_id
+            row.update({k: v for k, v in run.data.metrics.items() if k.startswith(PHASE_PREFIXES[phase])})
+        rows.append(row)
+    if not rows:
+        raise UpstreamRunNotFound(f"experiment '{experiment}' has no finished train runs to analyse")
+    return pd.DataFrame(rows)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"--table {path} cannot be read as CSV ({type(exc).__name__})") from None
+
+
+def run_analysis_phase(
+    spec_path: str | Path, experiment: str | None = None, table_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[str, AnalysisResult]:
+    """Test the spec's hypotheses on the study (or a CSV table); log results.csv, report.md and figures."""
+    spec = load_spec(spec_path)
+    table = read_table(table_path) if table_path else study_table(experiment or "persist")
+    source = f"table {table_path}" if table_path else f"experiment {experiment}"
+    with phase_run("analysis", None, {"persist.analysis_source": source, "persist.analysis_spec": str(spec_path)},
+                   run_name="analysis", resume=False) as run:
+        result = run_analysis(table, spec)
+        with tempfile.TemporaryDirectory() as tmp:
+            table.to_csv(Path(tmp) / "table.csv", index=False)
+            write_report(result, tmp)
+            log_directory(tmp, "analysis")
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            write_report(result, out_dir)
+        log_metrics({"n_rows": len(table)}, prefix="analysis/")
+        return run.info.run_id, result

@@ -1,0 +1,83 @@
+"""The whole study: for every architecture x seed, train -> landscape -> forgetting, then the analysis.
+
+Runs nest as study -> architecture -> phase -> slice. A phase whose FINISHED run exists for the same
+config hash, upstream run and code version is reused, and an unfinished one is resumed, so a rerun
+after a kill continues where it stopped and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from persist.config import RunConfig, config_hash, override
+from persist.errors import ConfigError
+from persist.phases.common import run_tags
+from persist.phases.forgetting import forgetting_hash, run_forgetting
+from persist.phases.landscape import landscape_hash, run_landscape
+from persist.phases.train import run_train, train_hash
+from persist.tracking import find_finished, phase_run
+
+
+def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:
+    """The config of one study member; ``entry`` is ``NAME`` or ``NAME@WIDTH``."""
+    name, _, width = entry.partition("@")
+    if not name:
+        raise ConfigError(f"study.archs entry '{entry}' has no architecture name")
+    return override(cfg, [f"model.arch={name}", f"seed={seed}"] + ([f"model.width={width}"] if width else []))
+
+
+def reuse_or_run(phase: str, key: str, run: Callable[[], str]) -> str:
+    return find_finished(phase, key) or run()
+
+
+@dataclass
+class ArchitectureRuns:
+    arch: str
+    width: float
+    seed: int
+    run_ids: dict[str, str] = field(default_factory=dict)
+
+
+def run_architecture(cfg: RunConfig, progress: bool = True) -> ArchitectureRuns:
+    """train -> landscape -> forgetting for ``cfg.model`` under one parent run (reused when finished)."""
+    out = ArchitectureRuns(cfg.model.arch, cfg.model.width, cfg.seed)
+    key = config_hash(cfg, [s for s in RunConfig.__dataclass_fields__ if s not in ("study", "device")])
+    name = f"{cfg.model.arch}@{cfg.model.width:g}-{cfg.data.dataset}-s{cfg.seed}"
+    with phase_run("architecture", cfg, run_tags(cfg, **{"persist.config_hash": key}), run_name=name) as parent:
+        out.run_ids["architecture"] = parent.info.run_id
+        train_id = reuse_or_run("train", train_hash(cfg), lambda: run_train(cfg, progress=progress))
+        out.run_ids["train"] = train_id
+        out.run_ids["landscape"] = reuse_or_run("landscape", landscape_hash(cfg, train_id),
+                                                lambda: run_landscape(cfg, train_id, progress=progress))
+        out.run_ids["forgetting"] = reuse_or_run("forgetting", forgetting_hash(cfg, train_id),
+                                                 lambda: run_forgetting(cfg, train_id, progress=progress))
+    return out
+
+
+@dataclass
+class PipelineResult:
+    study_run_id: str
+    architectures: list[ArchitectureRuns]
+    analysis: Any = None
+    analysis_run_id: str | None = None
+
+
+def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
+    """Every architecture x seed of ``cfg.study``, then the declared analysis over all of them."""
+    from persist.phases.analysis import run_analysis_phase
+
+    members = [(entry, seed) for entry in cfg.study.archs for seed in cfg.study.seeds]
+    configs = [architecture_config(cfg, entry, seed) for entry, seed in members]  # validate all before work
+    tags = {"persist.config_hash": config_hash(cfg), "persist.dataset": cfg.data.dataset}
+    with phase_run("pipeline", cfg, tags, run_name=f"study-{cfg.experiment}") as study:
+        result = PipelineResult(study.info.run_id, [])
+        bar = tqdm(configs, desc="study", unit="arch", disable=not progress)
+        for member in bar:
+            bar.set_postfix_str(f"{member.model.arch}@{member.model.width:g} seed {member.seed}")
+            result.architectures.append(run_architecture(member, progress=progress))
+        result.analysis_run_id, result.analysis = run_analysis_phase(
+            cfg.study.analysis_spec, experiment=cfg.experiment)
+    return result
