@@ -165,6 +165,24 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, pr
     click.echo(json.dumps({"phase": "forgetting", "run_id": run_id}))
 
 
+@cli.command("np")
+@common_options
+@click.option("--run-id", required=True, help="A train or forgetting run whose checkpoint is measured.")
+@click.option("--checkpoint", default="best", show_default=True,
+              help="Checkpoint name under checkpoints/: best (train runs) or final (forgetting runs).")
+def np_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, run_id, checkpoint) -> None:
+    """Neural persistence (Rieck et al. 2019) of each layer of a trained model, with weight baselines."""
+    from persist.phases.neural_persistence import run_neural_persistence
+    from persist.tracking import setup_tracking
+
+    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
+    cfg = upstream_config(run_id, preset, overrides, **{"experiment": experiment, "device": device})
+    start(cfg, tracking_uri)
+    new_id, values = run_neural_persistence(cfg, run_id, checkpoint)
+    click.echo(json.dumps({"phase": "neural_persistence", "run_id": new_id,
+                           "np/mean_normalized": values["np/mean_normalized"]}))
+
+
 @cli.command("analysis")
 @click.option("--spec", default="analysis/persist.yaml", show_default=True,
               help="YAML analysis spec: predictors, outcomes, covariates, families, subsets, corrections.")
@@ -265,6 +283,10 @@ def models_cmd() -> None:
 
 
 def main() -> None:
+    import warnings
+
+    # torch.func's first jvp loads decompositions through the deprecated torch.jit.script: not ours to fix
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
     cli(prog_name="persist")
 
 

@@ -42,6 +42,9 @@ class TrainConfig:
     warmup_epochs: int = 2  # linear warm-up from 0.1 x lr, then cosine to 0 (per step)
     bf16: bool = False  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = False  # channels_last memory format on CUDA
+    np_every: int = 0  # > 0: log per-layer neural persistence every N optimizer steps
+    np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
+    np_burn_in: int = 0  # epochs before NP early stopping may trigger
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,13 @@ class ForgettingConfig:
     batch_size: int = 128
     ewc_lambda: float = 0.0  # > 0 enables EWC with this strength
     barrier_points: int = 21  # points on the task-A -> task-B straight path
+    np_every: int = 0  # > 0: log per-layer neural persistence every N task-B steps
+
+
+@dataclass(frozen=True)
+class NeuralPersistenceConfig:
+    p: float = 2.0  # p-norm of the persistence diagram
+    per_head: bool = False  # split attention projections per head
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,7 @@ class RunConfig:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     curvature: CurvatureConfig = field(default_factory=CurvatureConfig)
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
+    neural_persistence: NeuralPersistenceConfig = field(default_factory=NeuralPersistenceConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 
 

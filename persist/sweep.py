@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -144,6 +145,7 @@ class Objective:
         from persist.pipeline import run_architecture
         from persist.tracking import log_metrics, phase_run
 
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = {k: trial.suggest_categorical(k, v) for k, v in self.spec.grid.items()}
         params.update({k: suggest(trial, k, space) for k, space in self.spec.search.items()})
         cfg = override(self.spec.base_config(), [f"{k}={v}" for k, v in params.items()])

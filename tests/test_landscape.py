@@ -181,7 +181,8 @@ def test_center_node_equals_the_models_own_evaluation(cnn, data):
         assert grid.loss[i, j] == pytest.approx(expected["loss"], rel=1e-6)
         assert grid.accuracy[i, j] == expected["accuracy"]
         assert grid.loss.dtype == np.float64 and grid.loss.shape == (5, 5)
-        np.testing.assert_array_equal(grid.alphas, np.linspace(-1, 1, 5))
+        np.testing.assert_allclose(grid.alphas, np.linspace(-1, 1, 5), rtol=0, atol=1e-15)
+        assert np.array_equal(grid.alphas, -grid.alphas[::-1]) and np.array_equal(grid.betas, grid.alphas)
 
 
 @pytest.mark.parametrize("method", ["vmap", "foreach", "auto"])
@@ -198,6 +199,30 @@ def test_fast_paths_match_the_per_node_reference(cnn, data, method):
         auto = fast.meta["auto"]
         assert auto["rule"] == "measured" and fast.meta["method"] == min(
             ("vmap", "foreach"), key=lambda m: auto[f"{m}_seconds_per_node"])
+        for batch_size in (16, 64):  # the probe's result stands in for the first step when data is one batch
+            kwargs = dict(resolution=5, span=0.8, batch_size=batch_size, points_per_step=3)
+            auto_grid = evaluate_grid(cnn, dirs, x, y, method="auto", **kwargs)
+            forced = evaluate_grid(cnn, dirs, x, y, method=auto_grid.meta["method"], **kwargs)
+            assert np.array_equal(auto_grid.loss, forced.loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_hot_path_never_syncs_with_the_host(cnn, data):
+    from persist.landscape.nodes import NodeEvaluator
+    from persist.landscape.parameters import parameter_layout
+
+    x, y = (t.cuda() for t in data)
+    model = cnn.cuda().eval()
+    layout = parameter_layout(model)
+    evaluator = NodeEvaluator(model, layout, x, y, batch_size=8)
+    nodes = layout.flatten(dict(model.named_parameters())).repeat(3, 1)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            for method in ("vmap", "foreach"):
+                evaluator.run(method, nodes)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_grid_restores_state_dict_and_training_flag(cnn, data):

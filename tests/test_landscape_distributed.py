@@ -45,6 +45,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration  # spawns two processes (about 10-20 s, mostly interpreter start-up)
 def test_two_processes_give_the_single_process_grid(tmp_path):
     chunk_dir = tmp_path / "chunks"
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(chunk_dir)), nprocs=2, join=True)

@@ -26,7 +26,7 @@ def test_shipped_specs_load(name):
 def test_persist_spec_maps_tracking_metric_names():
     spec = load_spec(ROOT / "analysis" / "persist.yaml")
     assert spec.columns["topology/h1_total_persistence_mean"] == "h1_total"
-    assert spec.columns["forgetting/ret@100"] == "ret@100"
+    assert spec.columns["forgetting/ret_100"] == "ret@100"
     assert spec.columns["model/num_params"] == "params"
 
 
@@ -37,7 +37,8 @@ def test_persist_spec_maps_tracking_metric_names():
         ({"predictors": ["a"], "outcomes": ["b"], "families": {"f": {"predictor": ["a"]}}},
          "unknown key 'predictor' in family 'f'"),
         ({"predictors": ["a"], "outcomes": ["b"], "methods": ["pearson"]}, "'methods' must be one of"),
-        ({"predictors": ["a"], "outcomes": ["b"]}, "partial_spearman but 'covariates' is empty"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["partial_spearman"]},
+         "partial_spearman but 'covariates' is empty"),
         ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "n_permutations": 0}, "'n_permutations'"),
         ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "n_permutations": "many"},
          "'n_permutations' must be int"),
@@ -60,8 +61,10 @@ def test_load_spec_reports_a_missing_file(tmp_path):
         load_spec(tmp_path / "nope.yaml")
 
 
-def test_spec_is_frozen():
-    spec = AnalysisSpec(predictors=("a",), outcomes=("b",), methods=("spearman",))
+def test_spec_is_frozen_and_defaults_methods_to_the_covariates():
+    spec = AnalysisSpec(predictors=("a",), outcomes=("b",))
+    assert spec.methods == ("spearman", "kendall")
+    assert AnalysisSpec(predictors=("a",), outcomes=("b",), covariates=("c",)).methods[-1] == "partial_spearman"
     with pytest.raises(AttributeError):
         spec.seed = 3  # type: ignore[misc]
 
@@ -116,14 +119,15 @@ def test_persist_spec_runs_on_a_tracking_shaped_table():
     runs = pd.concat([published.assign(seed=s) for s in (0, 1)], ignore_index=True)
     noise = rng.normal(scale=0.01, size=len(runs))
     table = pd.DataFrame({
-        "tags.persist.arch": runs["arch"],
-        "tags.persist.arch_family": runs["type"],
+        "arch": runs["arch"],
+        "type": runs["type"],
+        "seed": runs["seed"],
         "topology/h1_total_persistence_mean": runs["h1"] + noise,
         "topology/h0_total_persistence_mean": runs["task_a_acc"] * (1 + noise),
-        "topology/h1_count_mean": np.round(10 * runs["h1"]),
-        "landscape/mean_loss": rng.normal(size=len(runs)),
+        "topology/h1_count_above_eps_mean": np.round(10 * runs["h1"]),
+        "topology/grid_mean_mean": rng.normal(size=len(runs)),
         "model/num_params": runs["params_measured"],
-        "forgetting/ret@100": runs["ret_100"],
+        "forgetting/ret_100": runs["ret_100"] / 100,
         "forgetting/aurc": runs["ret_100"] / 30 + noise,
     })
     spec = replace(load_spec(ROOT / "analysis" / "persist.yaml"), n_permutations=199, n_bootstrap=0, prediction=None)
@@ -131,8 +135,22 @@ def test_persist_spec_runs_on_a_tracking_shaped_table():
     assert len(res.table) == 14
     assert set(res.results["predictor"]) == {"h1_total", "h0_total", "h1_count", "mean_loss", "params"}
     assert any("hessian_trace" in note for note in res.notes)
-    means = table.groupby("tags.persist.arch")[["topology/h1_total_persistence_mean", "forgetting/aurc"]].mean()
+    means = table.groupby("arch")[["topology/h1_total_persistence_mean", "forgetting/aurc"]].mean()
     h1 = res.results.query("predictor == 'h1_total' and outcome == 'aurc' and method == 'spearman' and subset == 'all'")
     assert h1["r"].iloc[0] == pytest.approx(stats.spearmanr(means.iloc[:, 0], means.iloc[:, 1])[0], abs=1e-12)
     assert set(res.results["subset"]) == {"all", "cnn"}
     assert res.results.query("family == 'topology'")["p_holm"].notna().all()
+
+
+def test_a_study_too_small_to_test_reports_why_instead_of_failing(tmp_path):
+    table = pd.DataFrame({"arch": ["mlp", "cnn"], "type": ["MLP", "CNN"],
+                          "topology/h1_total_persistence_mean": [0.1, 0.3], "model/num_params": [1e4, 2e4],
+                          "forgetting/ret_100": [0.2, 0.1], "forgetting/aurc": [0.3, 0.2]})
+    spec = replace(load_spec(ROOT / "analysis" / "persist.yaml"), n_permutations=99, n_bootstrap=50)
+    res = run_analysis(table, spec)
+    assert res.results["r"].isna().all() and (res.results["note"] == "n < min_n (5)").all()
+    assert res.prediction is None and any("Prediction skipped" in note for note in res.notes)
+    from persist.stats import write_report
+
+    paths = write_report(res, tmp_path)
+    assert "n < min_n (5)" in (tmp_path / "report.md").read_text() and all(p.exists() for p in paths)

@@ -10,6 +10,7 @@ from persist.init_quality.outcomes import TrainingConfig
 from persist.init_quality.prediction import PredictionConfig
 from persist.init_quality.samples import InitScheme, parse_scheme
 from persist.init_quality.surrogate import SurrogateConfig
+from persist.init_quality.target import ACTIVATIONS
 
 DEFAULT_SCHEMES = (
     "normal:0.01", "normal:0.1", "normal:1",
@@ -21,8 +22,8 @@ DEFAULT_SCHEMES = (
 @dataclass(frozen=True)
 class InitQualityConfig:
     seed: int = 0
-    hidden: tuple[int, ...] = (16,)  # target MLP: 64 -> hidden... -> 10 on digits
-    activation: str = "relu"
+    target_hidden: tuple[int, ...] = (16,)  # the studied MLP: 64 -> target_hidden... -> 10 on digits
+    target_activation: str = "relu"
     test_fraction: float = 0.3  # digits held out for the quality target (final test loss)
     schemes: tuple[str, ...] = DEFAULT_SCHEMES  # "family:scale"; see samples.InitScheme
     # stage 1: surrogate training pool
@@ -43,9 +44,17 @@ class InitQualityConfig:
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
 
     def __post_init__(self) -> None:
-        self.scheme_list  # parses and validates every entry
         if not self.schemes:
             raise ConfigError("schemes must name at least one initialization scheme")
+        for text in self.schemes:
+            parse_scheme(text)
+        if not self.target_hidden or min(self.target_hidden) < 1:
+            raise ConfigError(f"target_hidden must list positive widths, got {self.target_hidden}")
+        if self.target_activation not in ACTIVATIONS:
+            choices = ", ".join(sorted(ACTIVATIONS))
+            raise ConfigError(f"target_activation must be one of {choices}, got '{self.target_activation}'")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         positive = ("pool_inits_per_scheme", "inits_per_scheme", "slice_dim", "hutchinson_probes", "chunk_size")
         for name in positive:
             if getattr(self, name) < 1:

@@ -66,7 +66,9 @@ def train_inits(
     return w.detach()
 
 
-def evaluate_outcomes(net: TargetNetwork, params: Tensor, task: DigitsTask, chunk_size: int = 512) -> dict[str, np.ndarray]:
+def evaluate_outcomes(
+    net: TargetNetwork, params: Tensor, task: DigitsTask, chunk_size: int = 512
+) -> dict[str, np.ndarray]:
     """Per-row final train loss, test loss and test accuracy, as host arrays."""
     with torch.no_grad():
         out = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import RidgeCV
@@ -21,6 +21,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
 
 from persist.errors import ConfigError, DataError
 
@@ -33,9 +34,9 @@ class PredictionConfig:
     outer_folds: int = 5
     inner_folds: int = 3
     seeds: int = 5  # repeats of the whole nested CV with reshuffled folds
-    forest_trees: int = 200
-    forest_leaf_grid: tuple[int, ...] = (1, 3, 6)  # min_samples_leaf tried in the inner CV; one value skips it
-    importance_repeats: int = 10  # permutations per feature per outer test fold
+    forest_trees: int = 100
+    forest_leaf_grid: tuple[int, ...] = (1, 5)  # min_samples_leaf tried in the inner CV; one value skips it
+    importance_repeats: int = 5  # permutations per feature per outer test fold
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - set(MODELS)
@@ -66,6 +67,11 @@ def make_model(name: str, cfg: PredictionConfig, seed: int) -> BaseEstimator:
     return GridSearchCV(forest, {"min_samples_leaf": list(cfg.forest_leaf_grid)}, cv=inner, scoring="r2")
 
 
+def seed_sd(values: np.ndarray) -> float:
+    """Sample standard deviation over seeds (0 with a single seed)."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else 0.0
 
@@ -91,7 +97,7 @@ def nested_cv(
     for seed in range(cfg.seeds):
         pred = np.empty_like(y)
         for train, test in KFold(cfg.outer_folds, shuffle=True, random_state=seed).split(x):
-            est = clone(make_model(model, cfg, seed)).fit(x[train], y[train])
+            est = make_model(model, cfg, seed).fit(x[train], y[train])
             pred[test] = est.predict(x[test])
             if importance:
                 res = permutation_importance(
@@ -112,6 +118,7 @@ def score_feature_sets(
     feature_sets: dict[str, list[str]],
     cfg: PredictionConfig,
     importance_for: tuple[str, ...] = (),
+    progress: bool = False,
 ) -> list[Score]:
     """Nested-CV scores for every feature set x model; permutation importance for the named sets."""
     if not np.isfinite(y).all():
@@ -120,11 +127,12 @@ def score_feature_sets(
         raise DataError("features must be finite")
     index = {n: i for i, n in enumerate(names)}
     scores = []
-    for set_name, columns in feature_sets.items():
+    pairs = [(s, m) for s in feature_sets for m in cfg.models]
+    for set_name, model in tqdm(pairs, desc="nested CV", disable=not progress, leave=False):
+        columns = feature_sets[set_name]
         x = table[:, [index[c] for c in columns]]
-        for model in cfg.models:
-            r2, rho, imp = nested_cv(x, y, columns, model, cfg, importance=set_name in importance_for)
-            scores.append(Score(set_name, model, r2, rho, imp))
+        r2, rho, imp = nested_cv(x, y, columns, model, cfg, importance=set_name in importance_for)
+        scores.append(Score(set_name, model, r2, rho, imp))
     return scores
 
 
@@ -154,7 +162,7 @@ def compare(scores: list[Score], challengers: set[str], incumbents: set[str]) ->
 
     a, b = best(challengers), best(incumbents)
     diff = a.r2 - b.r2
-    return Comparison(a, b, float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0)
+    return Comparison(a, b, float(diff.mean()), seed_sd(diff))
 
 
 def verdict(c: Comparison, what: str, against: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persist.init_quality.prediction import Score
+from persist.init_quality.prediction import Score, seed_sd
 
 WITHIN_RANK_OK = 0.5  # mean within-landscape Spearman below which surrogate topology is not trusted
 
@@ -28,7 +28,7 @@ def _score_table(scores: list[Score], n_features: dict[str, int]) -> list[str]:
     for s in sorted(scores, key=lambda s: -s.r2.mean()):
         rows.append(
             f"| {s.feature_set} | {s.model} | {n_features[s.feature_set]} | "
-            f"{s.r2.mean():.3f} ± {s.r2.std():.3f} | {s.spearman.mean():.3f} ± {s.spearman.std():.3f} |"
+            f"{s.r2.mean():.3f} ± {seed_sd(s.r2):.3f} | {s.spearman.mean():.3f} ± {seed_sd(s.spearman):.3f} |"
         )
     return rows
 

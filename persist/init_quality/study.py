@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from persist.errors import ConfigError, DataError
@@ -38,7 +39,7 @@ from persist.init_quality.features import (
 from persist.init_quality.geometry import rademacher_probes
 from persist.init_quality.local_topology import feature_names, local_features
 from persist.init_quality.outcomes import evaluate_outcomes, train_inits
-from persist.init_quality.prediction import compare, score_feature_sets, verdict
+from persist.init_quality.prediction import Score, compare, score_feature_sets, seed_sd, verdict
 from persist.init_quality.report import render_report
 from persist.init_quality.samples import (
     draw_study_inits,
@@ -48,7 +49,7 @@ from persist.init_quality.samples import (
     slice_directions,
     slice_losses,
 )
-from persist.init_quality.surrogate import fidelity, fit_surrogate, load_surrogate, save_surrogate
+from persist.init_quality.surrogate import Surrogate, fidelity, fit_surrogate, load_surrogate, save_surrogate
 from persist.init_quality.target import DigitsTask, TargetNetwork, build_target, load_digits_task
 from persist.plots import init_quality as plots
 
@@ -104,7 +105,7 @@ def _check_upstream(workdir: Path, cfg: InitQualityConfig, stage: int) -> None:
 
 
 def _target(cfg: InitQualityConfig) -> tuple[TargetNetwork, DigitsTask]:
-    net = build_target((64, *cfg.hidden, 10), cfg.activation)
+    net = build_target((64, *cfg.target_hidden, 10), cfg.target_activation)
     return net, load_digits_task(cfg.seed, cfg.test_fraction, cfg.device)
 
 
@@ -125,8 +126,8 @@ def stage_samples(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict
     _save_npz(workdir / "samples.npz", params=pool.params.numpy(), losses=pool.losses.numpy(),
               scheme=pool.scheme.numpy(), group=pool.group.numpy())
     _save_npz(workdir / "inits.npz", params=inits.numpy(), losses=init_loss, scheme=scheme.numpy())
-    _save_figure(workdir, "initial_loss_by_scheme",
-                 plots.plot_outcomes_by_scheme(np.log(init_loss), scheme.numpy(), _scheme_names(cfg), "log initial loss"))
+    fig = plots.plot_outcomes_by_scheme(np.log(init_loss), scheme.numpy(), _scheme_names(cfg), "log initial loss")
+    _save_figure(workdir, "initial_loss_by_scheme", fig)
     losses = pool.losses.numpy()
     return {
         "samples/n_pool": float(len(losses)),
@@ -152,8 +153,33 @@ def stage_surrogate(cfg: InitQualityConfig, workdir: Path, progress: bool) -> di
     return {f"surrogate/{k}": v for k, v in fit.metrics.items()}
 
 
-def _within_spearman(real: np.ndarray, surrogate: np.ndarray) -> np.ndarray:
-    return np.array([fidelity(r, s)["spearman"] for r, s in zip(real, surrogate)])
+def _local_losses(cfg: InitQualityConfig, net: TargetNetwork, task: DigitsTask, surrogate: Surrogate,
+                  w0: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slice coordinates (M, n, k) and the real and surrogate losses (M, n) at the same points."""
+    gen = seeded_generator(cfg.seed, 3)
+    directions = slice_directions(net, w0, cfg.slice_dim, gen)
+    coords = (cfg.radius * torch.randn(len(w0), cfg.local_points, cfg.slice_dim, generator=gen)).to(w0)
+    per_chunk = max(1, cfg.chunk_size // cfg.local_points)
+    with torch.no_grad():
+        real = slice_losses(lambda p: net.losses(p, task.x_train, task.y_train, cfg.chunk_size),
+                            w0, directions, coords, per_chunk)
+        surr = slice_losses(lambda p: surrogate(p).exp(), w0, directions, coords, per_chunk)
+    return coords.cpu().numpy(), real.cpu().double().numpy(), surr.cpu().double().numpy()
+
+
+def _topology_columns(cfg: InitQualityConfig, coords: np.ndarray, losses: dict[str, np.ndarray],
+                      progress: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Feature columns and Betti curves (M, T) for each loss kind, keyed ``<prefix><name>``."""
+    rows: dict[str, list[dict[str, float]]] = {prefix: [] for prefix in losses}
+    curves: dict[str, list[np.ndarray]] = {}
+    for i in tqdm(range(len(coords)), desc="local topology", disable=not progress, leave=False):
+        for prefix, values in losses.items():
+            lt = local_features(coords[i], values[i], cfg.topology)
+            rows[prefix].append(lt.features)
+            for key, curve in lt.betti.items():
+                curves.setdefault(prefix + key, []).append(curve)
+    columns = {prefix + n: np.array([r[n] for r in rs]) for prefix, rs in rows.items() for n in feature_names()}
+    return columns, {k: np.array(v) for k, v in curves.items()}
 
 
 def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
@@ -162,40 +188,21 @@ def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[s
     surrogate = load_surrogate(_require(workdir, "surrogate.pt", 2), cfg.device)
     net, task = _target(cfg)
     w0 = torch.as_tensor(inits["params"], device=cfg.device)
-    gen = seeded_generator(cfg.seed, 3)
-    directions = slice_directions(net, w0, cfg.slice_dim, gen)
-    coords = (cfg.radius * torch.randn(len(w0), cfg.local_points, cfg.slice_dim, generator=gen)).to(w0)
-    per_chunk = max(1, cfg.chunk_size // cfg.local_points)
-    with torch.no_grad():
-        real = slice_losses(lambda p: net.losses(p, task.x_train, task.y_train, cfg.chunk_size),
-                            w0, directions, coords, per_chunk).cpu().numpy().astype(np.float64)
-        surr = slice_losses(lambda p: surrogate(p).exp(), w0, directions, coords, per_chunk)
-        surr = surr.cpu().numpy().astype(np.float64)
-    coords_np = coords.cpu().numpy()
-    probes = rademacher_probes(cfg.hutchinson_probes, net.n_params, gen)
+    coords, real, surr = _local_losses(cfg, net, task, surrogate, w0)
+    probes = rademacher_probes(cfg.hutchinson_probes, net.n_params, seeded_generator(cfg.seed, 3, 1))
     columns = baseline_features(net, w0, task.x_train, task.y_train, inits["losses"], real, probes,
                                 max(1, cfg.chunk_size // cfg.hutchinson_probes))
     columns.update(scheme_indicators(inits["scheme"], _scheme_names(cfg)))
-    topo_names = feature_names()
-    betti: dict[str, list[np.ndarray]] = {}
-    topo = {REAL: [], SURROGATE: []}
-    for i in tqdm(range(len(w0)), desc="local topology", disable=not progress, leave=False):
-        for prefix, losses in ((REAL, real[i]), (SURROGATE, surr[i])):
-            lt = local_features(coords_np[i], losses, cfg.topology)
-            topo[prefix].append([lt.features[n] for n in topo_names])
-            for key, curve in lt.betti.items():
-                betti.setdefault(prefix + key, []).append(curve)
-    for prefix, rows in topo.items():
-        columns.update({prefix + n: col for n, col in zip(topo_names, np.array(rows).T)})
+    topo, curves = _topology_columns(cfg, coords, {REAL: real, SURROGATE: surr}, progress)
+    columns.update(topo)
     names = list(columns)
-    curves = {f"betti_{k}": np.array(v) for k, v in betti.items()}
     thresholds = {f"thresholds_{f}": cfg.topology.thresholds(f) for f in ("sublevel", "rips")}
-    _save_npz(workdir / "local.npz", coords=coords_np, real=real, surrogate=surr)
-    _save_npz(workdir / "features.npz", table=np.column_stack([columns[n] for n in names]),
-              names=np.array(names), scheme=inits["scheme"], **curves, **thresholds)
-    _plot_local(cfg, workdir, coords_np, real, surr, inits["scheme"], curves)
-    within = _within_spearman(real, surr)
+    _save_npz(workdir / "local.npz", coords=coords, real=real, surrogate=surr)
+    _save_npz(workdir / "features.npz", table=np.column_stack([columns[n] for n in names]), names=np.array(names),
+              scheme=inits["scheme"], **{f"betti_{k}": v for k, v in curves.items()}, **thresholds)
+    _plot_local(cfg, workdir, coords, real, surr, inits["scheme"], curves)
     pooled = fidelity(np.log(real).ravel(), np.log(surr).ravel())
+    within = [fidelity(r, s)["spearman"] for r, s in zip(real, surr)]
     return {
         "local/surrogate_r2_pooled": pooled["r2"],
         "local/surrogate_spearman_pooled": pooled["spearman"],
@@ -211,9 +218,9 @@ def _plot_local(cfg: InitQualityConfig, workdir: Path, coords: np.ndarray, real:
     if cfg.slice_dim >= 2:
         _save_figure(workdir, "local_landscape",
                      plots.plot_local_landscape(coords[i], real[i], surr[i], _scheme_names(cfg)[scheme[i]]))
-    keys = {k.removeprefix(f"betti_{REAL}"): v for k, v in curves.items() if k.startswith(f"betti_{REAL}")}
-    ts = {k: cfg.topology.thresholds(k.split("_")[0]) for k in keys}
-    _save_figure(workdir, "betti_curves", plots.plot_betti_curves(ts, keys, scheme, _scheme_names(cfg)))
+    real_curves = {k.removeprefix(REAL): v for k, v in curves.items() if k.startswith(REAL)}
+    ts = {k: cfg.topology.thresholds(k.split("_")[0]) for k in real_curves}
+    _save_figure(workdir, "betti_curves", plots.plot_betti_curves(ts, real_curves, scheme, _scheme_names(cfg)))
 
 
 def stage_outcomes(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
@@ -244,6 +251,29 @@ def _read_metrics(workdir: Path, *stages: int) -> dict[str, float]:
     return out
 
 
+def _setup_lines(cfg: InitQualityConfig, n_inits: int) -> list[str]:
+    widths = "-".join(map(str, (64, *cfg.target_hidden, 10)))
+    tr, pr = cfg.training, cfg.prediction
+    return [
+        f"{n_inits} initializations ({cfg.inits_per_scheme} per scheme: {', '.join(cfg.schemes)}) of a {widths} "
+        f"{cfg.target_activation} MLP on digits; target: log test loss after {tr.epochs} epochs of SGD "
+        f"(lr {tr.lr}, momentum {tr.momentum}).",
+        f"Local landscapes: {cfg.local_points} samples in a random {cfg.slice_dim}-D filter-normalized slice, "
+        f"radius {cfg.radius}. Nested CV: {pr.outer_folds}-fold outer x {pr.seeds} seeds, hyperparameters tuned "
+        f"inside each outer training fold; models: {', '.join(pr.models)}.",
+        "Topological features use each landscape's z-scored loss (its shape); its level and spread are baselines. "
+        f"The sublevel complex is the {cfg.topology.knn}-NN clique complex, which can leave small cycles unfilled.",
+    ]
+
+
+# (metric name, challenger sets, incumbent sets, how the report names each side)
+CHECKS = (
+    ("topology_beats_baselines", {"topology"}, BASELINE_SETS, "topology (real loss)", "the best baseline"),
+    ("topology_adds_to_baselines", {"topology+baselines"}, {"baselines"}, "topology + baselines", "baselines alone"),
+    ("surrogate_topology_beats_real", {"topology_surrogate"}, {"topology"}, "surrogate topology", "real-loss topology"),
+)
+
+
 def stage_prediction(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
     """Stage 5: nested-CV comparison of topology against baselines, a Markdown report and figures."""
     feats = _load(workdir, "features.npz", 3)
@@ -253,43 +283,33 @@ def stage_prediction(cfg: InitQualityConfig, workdir: Path, progress: bool) -> d
         raise DataError("outcomes.npz and features.npz describe different inits; rerun stages 3 and 4")
     y = np.log(outcomes["test_loss"])
     sets = feature_sets(names)
-    scores = score_feature_sets(feats["table"], names, y, sets, cfg.prediction, importance_for=("topology+baselines",))
-    checks = [
-        (compare(scores, {"topology"}, BASELINE_SETS), "topology (real loss)", "the best baseline"),
-        (compare(scores, {"topology+baselines"}, {"baselines"}), "topology + baselines", "baselines alone"),
-        (compare(scores, {"topology_surrogate"}, {"topology"}), "surrogate topology", "real-loss topology"),
-    ]
-    verdicts = [verdict(c, what, against) for c, what, against in checks]
-    setup = [
-        f"{len(y)} initializations ({cfg.inits_per_scheme} per scheme: {', '.join(cfg.schemes)}) of a "
-        f"64-{'-'.join(map(str, cfg.hidden))}-10 {cfg.activation} MLP on digits; target: log test loss after "
-        f"{cfg.training.epochs} epochs of SGD (lr {cfg.training.lr}, momentum {cfg.training.momentum}).",
-        f"Local landscapes: {cfg.local_points} samples in a random {cfg.slice_dim}-D filter-normalized slice, "
-        f"radius {cfg.radius}. Nested CV: {cfg.prediction.outer_folds}-fold outer x {cfg.prediction.seeds} seeds, "
-        f"hyperparameters tuned inside each outer training fold; models: {', '.join(cfg.prediction.models)}.",
-    ]
-    text = render_report(setup, verdicts, _read_metrics(workdir, 2, 3), scores, {k: len(v) for k, v in sets.items()})
+    scores = score_feature_sets(feats["table"], names, y, sets, cfg.prediction,
+                                importance_for=("topology+baselines",), progress=progress)
+    metrics: dict[str, float] = {}
+    for s in scores:
+        key = f"prediction/{s.feature_set}/{s.model}"
+        metrics.update({f"{key}/r2_mean": float(s.r2.mean()), f"{key}/r2_sd": seed_sd(s.r2),
+                        f"{key}/spearman_mean": float(s.spearman.mean())})
+    verdicts = []
+    for name, challengers, incumbents, what, against in CHECKS:
+        comparison = compare(scores, challengers, incumbents)
+        verdicts.append(verdict(comparison, what, against))
+        metrics[f"prediction/{name}"] = float(comparison.wins)
+        metrics[f"prediction/{name}_r2_diff"] = comparison.diff_mean
+    n_features = {k: len(v) for k, v in sets.items()}
+    text = render_report(_setup_lines(cfg, len(y)), verdicts, _read_metrics(workdir, 2, 3), scores, n_features)
     _save_text(workdir / "report.md", text)
     _save_text(workdir / "prediction.json", json.dumps([_score_json(s) for s in scores], indent=1))
     _plot_prediction(workdir, scores)
-    metrics = {}
-    for s in scores:
-        key = f"prediction/{s.feature_set}/{s.model}"
-        metrics.update({f"{key}/r2_mean": float(s.r2.mean()), f"{key}/r2_sd": float(s.r2.std()),
-                        f"{key}/spearman_mean": float(s.spearman.mean())})
-    for (c, _, _), name in zip(checks, ("topology_beats_baselines", "topology_adds_to_baselines",
-                                       "surrogate_topology_beats_real")):
-        metrics[f"prediction/{name}"] = float(c.wins)
-        metrics[f"prediction/{name}_r2_diff"] = c.diff_mean
     return metrics
 
 
-def _score_json(s) -> dict:
+def _score_json(s: Score) -> dict:
     return {"feature_set": s.feature_set, "model": s.model, "r2": s.r2.tolist(), "spearman": s.spearman.tolist(),
             "importance": s.importance}
 
 
-def _plot_prediction(workdir: Path, scores) -> None:
+def _plot_prediction(workdir: Path, scores: list[Score]) -> None:
     labels = [f"{s.feature_set} / {s.model}" for s in scores]
     _save_figure(workdir, "prediction_scores", plots.plot_prediction_scores(
         labels, np.array([s.r2 for s in scores]), np.array([s.spearman for s in scores])))

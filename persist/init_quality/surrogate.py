@@ -27,7 +27,7 @@ from persist.errors import ConfigError
 @dataclass(frozen=True)
 class SurrogateConfig:
     hidden: tuple[int, ...] = (256, 128)
-    epochs: int = 150
+    epochs: int = 60
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 256

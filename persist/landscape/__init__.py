@@ -9,8 +9,10 @@ Typical use::
 
 from persist.landscape.directions import Directions, random_direction, random_directions
 from persist.landscape.distributed import init_distributed_from_env
-from persist.landscape.grid import LandscapeGrid, evaluate_grid, evaluate_grid_reference, load_grid, save_grid
+from persist.landscape.grid import LandscapeGrid, evaluate_grid
 from persist.landscape.path import PathResult, evaluate_path
+from persist.landscape.reference import evaluate_grid_reference
+from persist.landscape.storage import load_grid, save_grid
 
 __all__ = [
     "Directions",

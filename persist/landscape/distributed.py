@@ -3,7 +3,8 @@
 Li et al.'s MPI code reduced the whole surface after every grid point; here each rank evaluates a
 fixed, interleaved subset of chunks with no communication, and the results meet in a single
 ``all_gather_object``. The chunking does not depend on the number of ranks, so any world size gives
-the grid a single process gives.
+the grid a single process gives. With NCCL each rank must own its GPU (``torch.cuda.set_device``)
+before the gather; :func:`init_distributed_from_env` does that.
 """
 
 from __future__ import annotations

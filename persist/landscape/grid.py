@@ -1,9 +1,10 @@
 """Loss and accuracy over a 2-D slice ``theta* + a*d1 + b*d2`` of parameter space.
 
-Every node is built in closed form from ``theta*`` (no incremental accumulation, which drifts), in
-float32 node coordinates, and evaluated in eval mode with fp32 loss sums on the device. Non-finite
-losses are kept as ``+inf`` (NaN becomes ``+inf``) and counted: replacing them with finite values,
-as the published code did, manufactures plateaus that persistent homology then reads as structure.
+Every node is built in closed form, ``[1, a, b] @ [theta*; d1; d2]`` (no incremental accumulation,
+which drifts; the centre row ``[1, 0, 0]`` is ``theta*`` bit for bit), and evaluated in eval mode
+with fp32 loss sums on the device. Non-finite losses are kept as ``+inf`` (NaN becomes ``+inf``) and
+counted: replacing them with finite values, as the published code did, manufactures plateaus that
+persistent homology then reads as structure.
 
 Nodes are numbered row-major (``loss[i, j]`` is at ``alphas[i], betas[j]``) and grouped into chunks of
 ``chunk_nodes``; chunks are the unit of resume (``chunk_dir``) and of sharding across ranks, and are
@@ -12,7 +13,6 @@ evaluated ``points_per_step`` nodes at a time.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,15 +22,16 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from persist.errors import CheckpointError, ConfigError
+from persist.errors import ConfigError
 from persist.landscape.directions import Directions
 from persist.landscape.distributed import broadcast_choice, gather_chunks, resolve_world, shard
-from persist.landscape.nodes import (METHODS, PRECISIONS, NodeEvaluator, check_choice, check_positive, choose_method,
-                                    nonfinite_to_inf, tf32_policy)
-from persist.landscape.parameters import FlatLayout, check_same_device, parameter_layout, preserved_state
-from persist.landscape.resume import ChunkStore, atomic_write, tensor_digest
+from persist.landscape.nodes import (
+    METHODS, PRECISIONS, Method, NodeEvaluator, Precision, check_choice, check_positive, choose_method,
+    nonfinite_to_inf, tf32_policy,
+)
+from persist.landscape.parameters import FlatLayout, check_same_device, combine, parameter_layout, preserved_state
+from persist.landscape.resume import ChunkStore, tensor_digest
 
 ChunkCallback = Callable[[int, int, int], None]
 
@@ -51,7 +52,7 @@ class LandscapeGrid:
         return int(np.argmin(np.abs(self.alphas))), int(np.argmin(np.abs(self.betas)))
 
 
-def _check_grid_args(resolution: int, span: float, batch_size: int, points_per_step: int, precision: str,
+def check_grid_args(resolution: int, span: float, batch_size: int, points_per_step: int, precision: str,
                      method: str, chunk_nodes: int | None) -> None:
     if not isinstance(resolution, int) or resolution < 2:
         raise ConfigError(f"resolution must be an integer >= 2, got {resolution!r}")
@@ -68,23 +69,31 @@ def _check_grid_args(resolution: int, span: float, batch_size: int, points_per_s
     check_choice("method", method, METHODS)
 
 
-def _flat_directions(directions: Directions, layout: FlatLayout, device: torch.device, dtype: torch.dtype
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_axis(resolution: int, span: float) -> np.ndarray:
+    """``linspace(-span, span, resolution)`` computed so it is exactly antisymmetric (a[k] == -a[-1-k]),
+    with 0 exactly in the middle for odd resolutions (plain linspace is off by an ulp on one side)."""
+    half = (resolution - 1) / 2
+    return span * ((np.arange(resolution) - half) / half)
+
+
+def check_directions(directions: Directions, layout: FlatLayout) -> None:
+    """Directions must cover exactly the model's named parameters, with matching shapes."""
     for name, d in (("d1", directions.d1), ("d2", directions.d2)):
         if set(d) != set(layout.names):
             missing = sorted(set(layout.names) ^ set(d))[:3]
             raise ConfigError(f"directions.{name} does not match the model's parameters (e.g. {missing})")
         for key, shape in zip(layout.names, layout.shapes):
             if d[key].shape != shape:
-                raise ConfigError(f"directions.{name}['{key}'] has shape {tuple(d[key].shape)}, the model {tuple(shape)}")
-    return tuple(layout.flatten(d).to(device, dtype) for d in (directions.d1, directions.d2))
+                raise ConfigError(
+                    f"directions.{name}['{key}'] has shape {tuple(d[key].shape)}, the model {tuple(shape)}")
 
 
-def _node_coordinates(alphas: np.ndarray, betas: np.ndarray, device: torch.device, dtype: torch.dtype
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def _node_coefficients(alphas: np.ndarray, betas: np.ndarray, device: torch.device, dtype: torch.dtype
+                       ) -> torch.Tensor:
+    """Row-major ``[1, a, b]`` per node, so node k's parameters are ``coefs[k] @ [theta*; d1; d2]``."""
     a, b = np.meshgrid(alphas, betas, indexing="ij")
-    return (torch.tensor(a.reshape(-1), dtype=dtype, device=device),
-            torch.tensor(b.reshape(-1), dtype=dtype, device=device))
+    coefs = np.stack([np.ones(a.size), a.reshape(-1), b.reshape(-1)], axis=1)
+    return torch.tensor(coefs, dtype=dtype, device=device)
 
 
 def _resume_config(model: nn.Module, directions: Directions, x: torch.Tensor, y: torch.Tensor, **settings) -> dict:
@@ -108,11 +117,11 @@ def evaluate_grid(
     span: float = 1.0,
     batch_size: int = 512,
     points_per_step: int = 8,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     progress: bool = False,
     chunk_dir: str | Path | None = None,
     *,
-    method: str = "auto",
+    method: Method = "auto",
     chunk_nodes: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
@@ -120,22 +129,24 @@ def evaluate_grid(
 ) -> LandscapeGrid:
     """Mean cross-entropy and top-1 accuracy at every node of a ``resolution``² grid over [-span, span]².
 
-    ``method``: ``vmap`` (several nodes per forward), ``foreach`` (one node per forward) or ``auto``
-    (the faster on this device and model, timed on one batch). ``chunk_nodes`` (default: one grid row)
-    sets the resume/sharding unit; ``on_chunk(chunk, done, total)`` is called after each finished chunk.
-    Under torchrun (or explicit ``rank``/``world_size`` matching the process group) each rank evaluates
-    its share and every rank returns the full grid.
+    ``precision``: ``fp32`` (IEEE, TF32 off), ``tf32``, or ``bf16``/``fp16`` autocast for the forward
+    pass; losses are summed in fp32 either way and the choice is recorded. ``method``: ``vmap``
+    (``points_per_step`` nodes per forward), ``foreach`` (one node per forward) or ``auto`` (the faster
+    on this device and model, timed once on one batch). ``chunk_dir`` makes the run resumable;
+    ``chunk_nodes`` (default: one grid row) sets the resume/sharding unit, and ``on_chunk(chunk, done,
+    total)`` is called after each finished chunk. Under torchrun each rank evaluates its share of the
+    chunks and every rank returns the full grid.
     """
     began = time.perf_counter()
-    _check_grid_args(resolution, span, batch_size, points_per_step, precision, method, chunk_nodes)
+    check_grid_args(resolution, span, batch_size, points_per_step, precision, method, chunk_nodes)
     rank, world_size = resolve_world(rank, world_size)
     device = check_same_device(model, x, y)
     layout = parameter_layout(model)
     dtype = next(model.parameters()).dtype
-    d1, d2 = _flat_directions(directions, layout, device, dtype)
-    alphas = np.linspace(-span, span, resolution)
-    betas = np.linspace(-span, span, resolution)
-    a, b = _node_coordinates(alphas, betas, device, dtype)
+    check_directions(directions, layout)
+    d1, d2 = (layout.flatten(d).to(device, dtype) for d in (directions.d1, directions.d2))
+    alphas = betas = grid_axis(resolution, span)
+    coefs = _node_coefficients(alphas, betas, device, dtype)
     num_nodes = resolution * resolution
     chunk_nodes = chunk_nodes or resolution
     settings = dict(resolution=resolution, span=float(span), batch_size=batch_size, points_per_step=points_per_step,
@@ -143,21 +154,26 @@ def evaluate_grid(
     store = ChunkStore(chunk_dir, _resume_config(model, directions, x, y, **settings)) if chunk_dir else None
 
     with preserved_state(model), tf32_policy(precision) as tf32:
-        theta = layout.flatten(dict(model.named_parameters()))
+        basis = torch.stack([layout.flatten(dict(model.named_parameters())), d1, d2])
         evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision)
 
         def nodes(lo: int, hi: int) -> torch.Tensor:
-            return theta + a[lo:hi, None] * d1 + b[lo:hi, None] * d2
+            return combine(coefs[lo:hi], basis)
 
-        probe_began = time.perf_counter()
-        chosen, probe = _resolve_method(method, store, rank, world_size,
-                                        lambda: choose_method(evaluator, nodes(0, min(points_per_step, num_nodes))))
-        seconds_probe = time.perf_counter() - probe_began
-        eval_began = time.perf_counter()
         plan = _ChunkPlan(num_nodes, chunk_nodes, points_per_step)
-        results, resumed, evaluated = _evaluate_chunks(
-            plan, shard(plan.num_chunks, rank, world_size), lambda lo, hi: evaluator.run(chosen, nodes(lo, hi)),
-            len(x), store, on_chunk, progress and rank == 0)
+        first_step = plan.steps(0)[0]
+        probe_began = time.perf_counter()
+        chosen, probe, probed = _resolve_method(method, store, rank, world_size,
+                                                lambda: choose_method(evaluator, nodes(*first_step)))
+        seconds_probe = time.perf_counter() - probe_began
+        known = {first_step: probed} if probed is not None else {}
+
+        def run_step(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return known.pop((lo, hi)) if (lo, hi) in known else evaluator.run(chosen, nodes(lo, hi))
+
+        eval_began = time.perf_counter()
+        results, resumed, evaluated = _evaluate_chunks(plan, shard(plan.num_chunks, rank, world_size), run_step,
+                                                       len(x), store, on_chunk, progress and rank == 0)
         seconds_eval = time.perf_counter() - eval_began
 
     results = gather_chunks(results, world_size)
@@ -190,21 +206,22 @@ def evaluate_grid(
 
 
 def _resolve_method(method: str, store: ChunkStore | None, rank: int, world_size: int,
-                    probe: Callable[[], tuple[str, dict]]) -> tuple[str, dict]:
+                    probe: Callable[[], tuple[str, dict, tuple | None]]) -> tuple[str, dict, tuple | None]:
     """The evaluation method all ranks use: the one a resumed chunk_dir was started with, else the
-    requested one, else (``auto``) rank 0's measurement, broadcast once. Recorded in the manifest."""
+    requested one, else (``auto``) rank 0's measurement, broadcast once. Recorded in the manifest.
+    Also returns the probe's result for the first step when it can stand in for a regular run."""
     stored = store.stored_method() if store else None
     if stored is not None and method not in ("auto", stored):
         raise ConfigError(f"method='{method}' but chunk_dir {store.directory} was started with '{stored}'; "
                           "use that method or a new chunk_dir")
-    chosen, evidence = stored or method, {}
+    chosen, evidence, probed = stored or method, {}, None
     if chosen == "auto":
         if rank == 0:
-            chosen, evidence = probe()
+            chosen, evidence, probed = probe()
         chosen = broadcast_choice(chosen, world_size)
     if store:
         store.write_manifest(chosen)
-    return chosen, evidence
+    return chosen, evidence, probed
 
 
 @dataclass(frozen=True)
@@ -266,73 +283,3 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="landscape chunks", disable=not enabled)
-
-
-@torch.no_grad()
-def evaluate_grid_reference(
-    model: nn.Module,
-    directions: Directions,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    resolution: int = 51,
-    span: float = 1.0,
-    batch_size: int = 512,
-) -> LandscapeGrid:
-    """The straightforward baseline: per node, write each parameter, loop over batches, ``.item()`` per batch.
-
-    Same nodes and same eval-mode semantics as :func:`evaluate_grid`; used to check it and to time it.
-    """
-    began = time.perf_counter()
-    _check_grid_args(resolution, span, batch_size, 1, "fp32", "auto", None)
-    device = check_same_device(model, x, y)
-    dtype = next(model.parameters()).dtype
-    alphas = np.linspace(-span, span, resolution)
-    betas = np.linspace(-span, span, resolution)
-    loss = np.empty((resolution, resolution))
-    accuracy = np.empty((resolution, resolution))
-    with preserved_state(model), tf32_policy("fp32"):
-        params = dict(model.named_parameters())
-        theta = {n: p.detach().clone() for n, p in params.items()}
-        for i, alpha in enumerate(alphas):
-            for j, beta in enumerate(betas):
-                a_t = torch.tensor(alpha, dtype=dtype, device=device)
-                b_t = torch.tensor(beta, dtype=dtype, device=device)
-                for name, p in params.items():
-                    p.copy_(theta[name] + a_t * directions.d1[name] + b_t * directions.d2[name])
-                total, correct = 0.0, 0
-                for start in range(0, len(x), batch_size):
-                    xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-                    logits = model(xb).float()
-                    total += F.cross_entropy(logits, yb, reduction="sum").item()
-                    correct += (logits.argmax(1) == yb).sum().item()
-                loss[i, j], accuracy[i, j] = total / len(x), correct / len(x)
-    loss, nonfinite = nonfinite_to_inf(loss)
-    seconds = time.perf_counter() - began
-    meta = {"resolution": resolution, "span": float(span), "batch_size": batch_size, "method": "reference",
-            "precision": "fp32", "num_samples": len(x), **nonfinite, "device": str(device),
-            "seconds_total": seconds, "seconds_per_node": seconds / resolution**2, "directions": directions.record}
-    return LandscapeGrid(alphas, betas, loss, accuracy, meta)
-
-
-def save_grid(grid: LandscapeGrid, directory: str | Path) -> tuple[Path, Path]:
-    """Write ``grid.npz`` (arrays) and ``meta.json`` atomically; returns both paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    npz, meta = directory / "grid.npz", directory / "meta.json"
-    atomic_write(npz, lambda fh: np.savez(fh, alphas=grid.alphas, betas=grid.betas, loss=grid.loss,
-                                           accuracy=grid.accuracy))
-    body = json.dumps(grid.meta, indent=2, sort_keys=True, default=str).encode()
-    atomic_write(meta, lambda fh: fh.write(body))
-    return npz, meta
-
-
-def load_grid(directory: str | Path) -> LandscapeGrid:
-    """Read a grid written by :func:`save_grid`."""
-    directory = Path(directory)
-    try:
-        with np.load(directory / "grid.npz") as data:
-            arrays = {k: data[k] for k in ("alphas", "betas", "loss", "accuracy")}
-        meta = json.loads((directory / "meta.json").read_text())
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"landscape grid in {directory} is missing or unreadable ({type(exc).__name__})") from exc
-    return LandscapeGrid(**arrays, meta=meta)

@@ -3,7 +3,8 @@
 Two fast strategies, both with losses accumulated in fp32 on the device and no host sync per batch:
 
 * ``vmap``: ``torch.func.functional_call`` mapped over a chunk of K nodes, so one forward pass serves
-  K models. Pays off when a single model leaves the device under-used (small models, CPU).
+  K models. Pays off when per-call overhead (Python, dispatch, kernel launches) dominates a node's
+  cost: small models, small batches, GPUs.
 * ``foreach``: one node at a time, written into the model with a single ``torch._foreach_copy_``.
   Pays off when one forward pass already saturates the device (large models, big batches).
 
@@ -13,6 +14,7 @@ Two fast strategies, both with losses accumulated in fp32 on the device and no h
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
@@ -66,8 +68,11 @@ def tf32_policy(precision: str) -> Iterator[dict[str, bool]]:
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so the ``auto`` probe times work rather than its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def nonfinite_to_inf(loss: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
@@ -165,27 +170,40 @@ class NodeEvaluator:
         return torch.stack(losses), torch.stack(corrects)
 
 
-def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
-                  ) -> tuple[str, dict[str, float | str]]:
-    """Time both strategies on one batch of ``params``' nodes and return the faster, with the evidence.
+def _timed(evaluator: NodeEvaluator, method: str, params: torch.Tensor, buffers: torch.Tensor | None
+           ) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
+    """Seconds per node on the first batch (after a 2-sample warm-up for first-call costs), and the result."""
+    device = evaluator.x.device
+    evaluator.run(method, params, buffers, limit=2)
+    synchronize(device)
+    start = time.perf_counter()
+    result = evaluator.run(method, params, buffers, limit=evaluator.batch_size)
+    synchronize(device)
+    return (time.perf_counter() - start) / len(params), result
 
-    One node per step leaves nothing for vmap to batch, so that case is decided by rule. A vmap chunk
-    that does not fit in GPU memory loses by default.
+
+def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
+                  ) -> tuple[str, dict[str, float | str], tuple[torch.Tensor, torch.Tensor] | None]:
+    """Time both strategies on the first batch for ``params``' nodes; return the faster and the evidence.
+
+    When that batch is the whole data set, the winner's result is returned too (it is exactly what a
+    regular run of those nodes computes), so the probe costs only the loser's time. One node per step
+    leaves nothing for vmap to batch, so that case is decided by rule. vmap loses by default when the
+    chunk does not fit in GPU memory or the model uses an op vmap cannot map.
     """
     if len(params) == 1:
-        return "foreach", {"rule": "one node per step"}
-    device = evaluator.x.device
-    seconds: dict[str, float] = {}
-    for method in ("foreach", "vmap"):
-        try:
-            evaluator.run(method, params, buffers, limit=2)  # warm-up: first-call and allocator costs
-            synchronize(device)
-            start = time.perf_counter()
-            evaluator.run(method, params, buffers, limit=evaluator.batch_size)
-            synchronize(device)
-            seconds[method] = (time.perf_counter() - start) / len(params)
-        except torch.cuda.OutOfMemoryError:
+        return "foreach", {"rule": "one node per step"}, None
+    evidence: dict[str, float | str] = {"rule": "measured"}
+    evidence["foreach_seconds_per_node"], result = _timed(evaluator, "foreach", params, buffers)
+    chosen = "foreach"
+    try:
+        with warnings.catch_warnings():  # ops without a batching rule fall back to a loop: the timing shows it
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            evidence["vmap_seconds_per_node"], vmap_result = _timed(evaluator, "vmap", params, buffers)
+        if evidence["vmap_seconds_per_node"] < evidence["foreach_seconds_per_node"]:
+            chosen, result = "vmap", vmap_result
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
-            seconds[method] = float("inf")
-    chosen = min(seconds, key=seconds.get)
-    return chosen, {"rule": "measured", **{f"{m}_seconds_per_node": s for m, s in seconds.items()}}
+        evidence["vmap_error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    return chosen, evidence, (result if evaluator.batch_size >= len(evaluator.x) else None)

@@ -3,7 +3,7 @@
 Buffers: floating buffers present in both ``start`` and ``end`` (BN running mean/var) are interpolated
 with the parameters, so t=0 and t=1 are exactly the two models; any other buffer (integer counters,
 or one missing from ``end``) is taken from ``start``, and buffers missing from both keep the model's
-own values. Interpolation uses ``torch.lerp``, which is exact at both endpoints.
+own values. Points are ``[1 - t, t] @ [start; end]``, exact at both endpoints.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import torch
 import torch.nn as nn
 
 from persist.errors import ConfigError
-from persist.landscape.nodes import (METHODS, PRECISIONS, NodeEvaluator, check_choice, check_positive, choose_method,
-                                    nonfinite_to_inf, tf32_policy)
-from persist.landscape.parameters import FlatLayout, check_same_device, parameter_layout, preserved_state
+from persist.landscape.nodes import (
+    METHODS, PRECISIONS, Method, NodeEvaluator, Precision, check_choice, check_positive, choose_method,
+    nonfinite_to_inf, tf32_policy,
+)
+from persist.landscape.parameters import FlatLayout, check_same_device, combine, parameter_layout, preserved_state
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,32 @@ def _check_endpoint(name: str, state: Mapping[str, torch.Tensor], layout: FlatLa
             raise ConfigError(f"{name}['{key}'] has shape {tuple(state[key].shape)}, the model {tuple(shape)}")
 
 
-def _split_buffers(model: nn.Module, start: Mapping[str, torch.Tensor], end: Mapping[str, torch.Tensor]
-                   ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """(buffers fixed to ``start``'s values, names of floating buffers interpolated per point)."""
-    fixed, varying = {}, []
+def _pin_buffers(model: nn.Module, start: Mapping[str, torch.Tensor], end: Mapping[str, torch.Tensor]) -> list[str]:
+    """Copy ``start``'s fixed buffers into the model; return the floating buffers to interpolate."""
+    varying = []
     for name, buf in model.named_buffers():
         if name in start and name in end and buf.is_floating_point():
             varying.append(name)
         elif name in start:
-            fixed[name] = start[name]
-    return fixed, varying
+            buf.copy_(start[name])
+    return varying
+
+
+def _path_nodes(ts: np.ndarray, params: FlatLayout, buffers: FlatLayout | None, start: Mapping[str, torch.Tensor],
+                end: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype):
+    """``nodes(lo, hi)`` -> parameters (and varying buffers) of points lo..hi as ``[1 - t, t] @ [start; end]``,
+    which reproduces both endpoints bit for bit."""
+    coefs = torch.tensor(np.stack([1.0 - ts, ts], axis=1), dtype=dtype, device=device)
+    param_basis = torch.stack([params.flatten(s).to(device, dtype) for s in (start, end)])
+    buffer_basis = None
+    if buffers is not None:
+        buffer_basis = torch.stack([buffers.flatten(s).to(device, dtype) for s in (start, end)])
+
+    def nodes(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return (combine(coefs[lo:hi], param_basis),
+                None if buffer_basis is None else combine(coefs[lo:hi], buffer_basis))
+
+    return nodes
 
 
 @torch.no_grad()
@@ -68,9 +86,9 @@ def evaluate_path(
     num_points: int = 21,
     batch_size: int = 512,
     *,
-    method: str = "auto",
+    method: Method = "auto",
     points_per_step: int = 8,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
 ) -> PathResult:
     """Mean cross-entropy and accuracy at ``num_points`` evenly spaced points of ``(1-t)*start + t*end``.
 
@@ -89,31 +107,18 @@ def evaluate_path(
     ts = np.linspace(0.0, 1.0, num_points)
     began = time.perf_counter()
     with preserved_state(model), tf32_policy(precision) as tf32:
-        fixed, varying = _split_buffers(model, start, end)
-        own = dict(model.named_buffers())
-        for name, value in fixed.items():
-            own[name].copy_(value)
-        buffers = FlatLayout.of({n: own[n] for n in varying}) if varying else None
+        varying = _pin_buffers(model, start, end)
+        buffers = FlatLayout.of({n: b for n, b in model.named_buffers() if n in varying}) if varying else None
         evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision, buffers)
-        dtype = next(model.parameters()).dtype
-        weights = torch.tensor(ts, dtype=dtype, device=device)[:, None]
-        p0, p1 = (layout.flatten(s).to(device, dtype) for s in (start, end))
-        b0, b1 = (buffers.flatten(s).to(device, own[varying[0]].dtype) for s in (start, end)) if buffers else (None, None)
-
-        def nodes(lo: int, hi: int):
-            w = weights[lo:hi]
-            return torch.lerp(p0, p1, w), (None if buffers is None else torch.lerp(b0, b1, w))
-
-        chosen, probe = method, {}
+        nodes = _path_nodes(ts, layout, buffers, start, end, device, next(model.parameters()).dtype)
+        steps = [(lo, min(lo + points_per_step, num_points)) for lo in range(0, num_points, points_per_step)]
+        chosen, probe, probed = method, {}, None
         if method == "auto":
-            chosen, probe = choose_method(evaluator, *nodes(0, min(points_per_step, num_points)))
-        loss_sums, corrects = [], []
-        for lo in range(0, num_points, points_per_step):
-            loss, correct = evaluator.run(chosen, *nodes(lo, min(lo + points_per_step, num_points)))
-            loss_sums.append(loss)
-            corrects.append(correct)
-        loss = torch.cat(loss_sums).cpu().numpy().astype(np.float64) / len(x)
-        accuracy = torch.cat(corrects).cpu().numpy().astype(np.float64) / len(x)
+            chosen, probe, probed = choose_method(evaluator, *nodes(*steps[0]))
+        parts = [probed if k == 0 and probed is not None else evaluator.run(chosen, *nodes(*step))
+                 for k, step in enumerate(steps)]
+        loss = torch.cat([p[0] for p in parts]).cpu().numpy().astype(np.float64) / len(x)
+        accuracy = torch.cat([p[1] for p in parts]).cpu().numpy().astype(np.float64) / len(x)
     loss, nonfinite = nonfinite_to_inf(loss)
     meta = {"method": chosen, "method_requested": method, "auto": probe, "precision": precision,
             "points_per_step": points_per_step, "batch_size": batch_size, "num_samples": len(x),

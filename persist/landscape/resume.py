@@ -6,7 +6,9 @@ file in the same directory and moved into place with ``os.replace``, so a kill l
 chunk or nothing. A rerun with the same config reuses finished chunks and evaluates the rest exactly
 as an uninterrupted run would (same method, same chunking), which makes the grid bitwise identical
 on CPU. A different config in the same directory is refused with :class:`ConfigError` rather than
-silently mixed or deleted: use a new ``chunk_dir`` or remove the old one.
+silently mixed or deleted: use a new ``chunk_dir`` or remove the old one. The device, world size and
+library versions are not part of the config: a run may resume on another machine or with another
+number of ranks (their last-bit numerical differences then mix, far below any reported precision).
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class ChunkStore:
             with np.load(path) as data:
                 loss, accuracy = data["loss"], data["accuracy"]
         except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"chunk file {path} is unreadable ({type(exc).__name__}); delete it to recompute") from exc
+            raise CheckpointError(
+                f"chunk file {path} is unreadable ({type(exc).__name__}); delete it to recompute") from exc
         if loss.shape != (size,) or accuracy.shape != (size,):
-            raise CheckpointError(f"chunk file {path} holds {loss.shape[0]} nodes, expected {size}; delete it to recompute")
+            raise CheckpointError(
+                f"chunk file {path} holds {loss.shape[0]} nodes, expected {size}; delete it to recompute")
         return loss, accuracy

@@ -108,7 +108,9 @@ def _conv_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
     return tuple(conv.padding), tuple(conv.padding)  # type: ignore[return-value]
 
 
-def unrolled_conv_edges(conv: nn.Conv2d, input_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+def unrolled_conv_edges(
+    conv: nn.Conv2d, input_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Edge list (weights, input-vertex ids, output-vertex ids, #vertices) of a conv unrolled on an input.
 
     Vertices are the input neurons (channel x position) followed by the output neurons; padded positions
@@ -222,8 +224,8 @@ def extract_graphs(
 
 
 def _exact_conv(name: str, conv: nn.Module, size: tuple[int, int]) -> UnrolledConvGraph:
-    if not isinstance(conv, nn.Conv2d) or isinstance(conv, nn.LazyConv2d):
-        raise ConfigError(f"conv_input_sizes: exact unrolling supports nn.Conv2d only, '{name}' is {type(conv).__name__}")
+    if not isinstance(conv, nn.Conv2d):
+        raise ConfigError(f"conv_input_sizes: exact unrolling needs nn.Conv2d, '{name}' is {type(conv).__name__}")
     if len(size) != 2 or min(size) < 1:
         raise ConfigError(f"conv_input_sizes: '{name}' needs a (height, width) of positive ints, got {size}")
     return UnrolledConvGraph(name, conv, (int(size[0]), int(size[1])))

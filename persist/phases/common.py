@@ -17,6 +17,20 @@ from persist.tracking import download_artifact, get_run, read_json
 from persist.tracking.artifacts import log_checkpoint
 
 
+def np_hooks(cfg: RunConfig, every: int, patience: int = 0, burn_in: int = 0) -> list:
+    """Neural-persistence observers for a training loop: tracking every N steps, optional early stopping."""
+    from persist.neural_persistence import NeuralPersistenceEarlyStopping, NeuralPersistenceTracker
+    from persist.tracking import log_metrics
+
+    hooks: list = []
+    options = {"p": cfg.neural_persistence.p, "per_head": cfg.neural_persistence.per_head}
+    if every > 0:
+        hooks.append(NeuralPersistenceTracker(every, lambda values, step: log_metrics(values, step), **options))
+    if patience > 0:
+        hooks.append(NeuralPersistenceEarlyStopping(patience, burn_in=burn_in, **options))
+    return hooks
+
+
 def workdir(phase: str, key: str) -> Path:
     """Local scratch for resumable state, keyed by phase and config hash (``PERSIST_WORKDIR``, default ./.persist)."""
     path = Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / phase / key

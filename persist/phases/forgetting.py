@@ -8,7 +8,7 @@ from persist.config import RunConfig, config_hash
 from persist.data import load_task
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
-from persist.phases.common import load_trained_model, model_shape, run_tags, save_model_artifact, workdir
+from persist.phases.common import load_trained_model, np_hooks, model_shape, run_tags, save_model_artifact, workdir
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
@@ -34,7 +34,8 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
             model, task_a, task_b, steps=max(f.steps), eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr,
             momentum=f.momentum, weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
             augment_padding=max(1, task_a.image_size // 8) if data.augment else None, seed=cfg.seed,
-            ewc_lambda=f.ewc_lambda, checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress)
+            ewc_lambda=f.ewc_lambda, checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress,
+            hooks=np_hooks(cfg, f.np_every))
         barrier = task_barrier(model, result.initial_state, result.final_state, task_a.x_test, task_a.y_test,
                                task_a.num_classes, num_points=f.barrier_points)
         log_metrics({**result.summary, **barrier.summary()}, prefix="forgetting/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from persist.config import RunConfig, config_hash
+from persist.phases.common import np_hooks
 from persist.data import load_task
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
@@ -32,11 +33,14 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
     key = train_hash(cfg)
     tags = run_tags(cfg, **{"persist.config_hash": key})
     with phase_run("train", cfg, tags, parent_run_id, run_name=f"train-{cfg.model.arch}") as run:
-        result = train(cfg.train, model, task, seed=cfg.seed, augment=cfg.data.augment,
+        hooks = np_hooks(cfg, cfg.train.np_every, cfg.train.np_patience, cfg.train.np_burn_in)
+        result = train(cfg.train, model, task, seed=cfg.seed, augment=cfg.data.augment, hooks=hooks,
                        checkpoint_path=workdir("train", key) / "state.pt",
                        log_fn=lambda m, epoch: log_metrics(m, epoch, "train/"), progress=progress)
         model.load_state_dict(result.best_state)
         test = evaluate(model, task.x_test, task.y_test)
+        if result.stopped_early:
+            log_metrics({"np_stopped_epoch": len(result.history) - 1}, prefix="train/")
         log_metrics({"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
                      "test_accuracy": test["accuracy"], "test_loss": test["loss"]}, prefix="train/")
         log_metrics({"num_params": count_parameters(model)}, prefix="model/")

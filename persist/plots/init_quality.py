@@ -62,7 +62,8 @@ def plot_prediction_scores(labels: list[str], r2: np.ndarray, spearman: np.ndarr
     y = np.arange(len(labels))
     fig = Figure(figsize=(10, 0.35 * len(labels) + 1.5), layout="constrained")
     for ax, values, name in zip(fig.subplots(1, 2, sharey=True), (r2, spearman), ("R^2", "Spearman")):
-        ax.barh(y, values.mean(1), xerr=values.std(1), color="tab:blue", alpha=0.8)
+        sd = values.std(1, ddof=1) if values.shape[1] > 1 else np.zeros(len(values))
+        ax.barh(y, values.mean(1), xerr=sd, color="tab:blue", alpha=0.8)
         ax.axvline(0, color="k", lw=1)
         ax.set(xlabel=f"out-of-fold {name}")
     fig.axes[0].set_yticks(y, labels)

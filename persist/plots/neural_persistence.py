@@ -47,3 +47,27 @@ def plot_stopping_comparison(
     top.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def plot_np_layers(values: Mapping[str, float], title: str = "") -> Figure:
+    """Normalized NP per layer beside the weight-spread baseline (NP is known to track it in deep layers)."""
+    layers = [k.removeprefix("np/").removesuffix("/normalized") for k in values
+              if k.endswith("/normalized") and k != MEAN_KEY]
+    normalized = [values[f"np/{name}/normalized"] for name in layers]
+    spread = [values.get(f"np/{name}/weight_std", float("nan")) for name in layers]
+    fig = Figure(figsize=(max(6.4, 0.45 * len(layers) + 2), 4.2))
+    ax = fig.add_subplot()
+    positions = range(len(layers))
+    ax.bar(positions, normalized, color="tab:blue", label="normalized NP")
+    ax.axhline(values.get(MEAN_KEY, float("nan")), color="black", lw=1.2, ls="--", label="mean over layers")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("normalized neural persistence")
+    ax.set_xticks(list(positions), layers, rotation=60, ha="right", fontsize="small")
+    twin = ax.twinx()
+    twin.plot(list(positions), spread, "o-", color="tab:orange", label="weight std")
+    twin.set_ylabel("weight standard deviation")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize="small", loc="upper right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

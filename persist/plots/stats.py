@@ -111,8 +111,7 @@ def forest_plot(
     ax.set(xlabel=xlabel, ylim=(-0.7, len(r) - 0.3))
     if len(colors) > 1:
         handles = [plt.Line2D([], [], color=c, marker="o", lw=1.8, label=g) for g, c in colors.items()]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.08 - 1.5 / (len(r) + 4)),
-                  ncol=min(len(colors), 4), frameon=False, fontsize=8)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(colors), 4), frameon=False, fontsize=9)
     _style(ax, grid_axis="x")
     ax.set_title(title or "effects with confidence intervals (filled: significant after correction)", fontsize=10)
     return fig

@@ -76,9 +76,9 @@ def run_analysis(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisResult:
         spec=spec,
         table=df,
         results=results,
-        influence=pd.concat(folds, ignore_index=True) if folds else pd.DataFrame(),
+        influence=pd.concat([f for f in folds if not f.empty] or [pd.DataFrame()], ignore_index=True),
         regressions=_regressions(df, spec, subsets, present),
-        prediction=_prediction(df, spec, present),
+        prediction=_prediction(df, spec, present, notes),
         notes=tuple(notes),
     )
 
@@ -167,11 +167,16 @@ def _regressions(df: pd.DataFrame, spec: AnalysisSpec, subsets: list[str], prese
     return out[["subset", *REGRESSION_COLUMNS]]
 
 
-def _prediction(df: pd.DataFrame, spec: AnalysisSpec, present: set[str]) -> PredictionResult | None:
+def _prediction(
+    df: pd.DataFrame, spec: AnalysisSpec, present: set[str], notes: list[str]
+) -> PredictionResult | None:
     pred = spec.prediction
     if pred is None or pred.target not in present:
         return None
     models = {name: cols for name, cols in pred.models.items() if set(cols) <= present}
-    if not models:
+    features = [pred.target, *dict.fromkeys(c for cols in models.values() for c in cols)]
+    n_labels, needed = complete_cases(df, features)[spec.label].nunique(), max(3, spec.min_n)
+    if not models or n_labels < needed:
+        notes.append(f"Prediction skipped: {n_labels} {spec.label}(s) with complete values (needs {needed}).")
         return None
     return predict_leave_one_out(df, pred.target, models, spec.label, pred.alphas, pred.transform)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from persist.plots.stats import correlation_heatmap, forest_plot, prediction_plot, rank_scatter
 from persist.stats.analysis import AnalysisResult
 from persist.stats.spec import ALL
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _SYMBOL = {"spearman": "rho", "kendall": "tau_b", "partial_spearman": "rho_partial"}
 
@@ -220,13 +222,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
 
 
 def _figures(result: AnalysisResult, folder: Path) -> list[Path]:
+    # imported here so `import persist.stats` needs no matplotlib; figures are an optional output
+    from persist.plots.stats import correlation_heatmap, forest_plot
+
     folder.mkdir(parents=True, exist_ok=True)
     res = result.results
     main = res[(res["subset"] == ALL) & res["r"].notna()]
@@ -249,7 +256,9 @@ def _figures(result: AnalysisResult, folder: Path) -> list[Path]:
     return paths
 
 
-def _scatter(result: AnalysisResult, row) -> plt.Figure:
+def _scatter(result: AnalysisResult, row) -> Figure:
+    from persist.plots.stats import rank_scatter
+
     data = result.table[[result.spec.label, row.predictor, row.outcome]].dropna()
     text = (f"rho = {_fmt_r(row.r, row.ci_low, row.ci_high)}\np = {_fmt_p(row.p)}, p_perm = {_fmt_p(row.p_perm)}\n"
             f"n = {row.n}; tied values: x {row.ties_x}, y {row.ties_y}")
@@ -257,7 +266,9 @@ def _scatter(result: AnalysisResult, row) -> plt.Figure:
                         list(data[result.spec.label].astype(str)), row.predictor, row.outcome, text)
 
 
-def _prediction_figure(result: AnalysisResult) -> plt.Figure:
+def _prediction_figure(result: AnalysisResult) -> Figure:
+    from persist.plots.stats import prediction_plot
+
     pred = result.prediction
     spec = result.spec
     models = list(pred.scores["model"])

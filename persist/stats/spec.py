@@ -84,7 +84,7 @@ class AnalysisSpec:
     covariates: tuple[str, ...] = ()
     label: str = "arch"
     columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    methods: tuple[str, ...] = ("spearman", "kendall", "partial_spearman")
+    methods: tuple[str, ...] | None = None  # default: spearman, kendall, + partial_spearman if covariates
     subsets: tuple[Subset, ...] = ()
     families: tuple[Family, ...] = ()
     corrections: tuple[str, ...] = CORRECTIONS
@@ -102,6 +102,9 @@ class AnalysisSpec:
     prediction: PredictionSpec | None = None
 
     def __post_init__(self) -> None:
+        if self.methods is None:
+            default = ("spearman", "kendall", "partial_spearman") if self.covariates else ("spearman", "kendall")
+            object.__setattr__(self, "methods", default)
         _validate(self)
 
     @property
