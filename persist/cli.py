@@ -183,6 +183,28 @@ def np_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, 
                            "np/mean_normalized": values["np/mean_normalized"]}))
 
 
+@cli.command("init-quality")
+@click.option("--stage", default="all", show_default=True,
+              help="Stage(s) to run: 1 samples, 2 surrogate, 3 local topology, 4 training outcomes, 5 prediction; "
+                   "'all' or a comma list. Later stages reuse earlier outputs of the same config.")
+@click.option("--quick/--full", default=False, help="Quick preset (about a minute on 2 CPU cores) or the full study.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field of the init-quality config, e.g. inits_per_scheme=10 or training.epochs=5.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--experiment", default="persist-init-quality", show_default=True, help="MLflow experiment name.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def init_quality_cmd(stage, quick, overrides, tracking_uri, experiment, progress) -> None:
+    """Predict training outcome from the topology of local landscapes at initialization, against baselines."""
+    from persist.phases.init_quality import init_quality_config, parse_stages, run_init_quality
+    from persist.tracking import setup_tracking
+
+    cfg = init_quality_config(quick, [part for item in overrides for part in item.split()])
+    stages = parse_stages(stage)
+    setup_tracking(tracking_uri, experiment)
+    run_id, metrics = run_init_quality(cfg, stages, progress=progress)
+    click.echo(json.dumps({"phase": "init_quality", "run_id": run_id, "stages": stages}))
+
+
 @cli.command("analysis")
 @click.option("--spec", default="analysis/persist.yaml", show_default=True,
               help="YAML analysis spec: predictors, outcomes, covariates, families, subsets, corrections.")

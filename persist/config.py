@@ -60,7 +60,7 @@ class LandscapeConfig:
     subset: int = 0  # evaluate on the first N examples of the split (0 = all)
     batch_size: int = 1024
     precision: str = "fp32"  # fp32 | bf16 | fp16 (reduced precision is recorded)
-    method: str = "auto"  # auto | vmap | loop: how grid nodes are evaluated
+    method: str = "auto"  # auto (timed once) | vmap (several nodes per forward) | foreach (one node per forward)
 
 
 @dataclass(frozen=True)

@@ -306,7 +306,8 @@ def test_state_dict_and_modes_are_unchanged_after_every_measure():
     ids = [id(p) for p in model.parameters()]
     x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     values, failures = measure_curvature(
-        model, x, y, batch_size=4, trace_probes=2, directions=2, radius_steps=2, ascent_steps=2
+        model, x, y, batch_size=4, trace_probes=2, eigen_tol=0.1, eigen_ncv=3, eigen_maxiter=1, directions=2,
+        radius_steps=2, ascent_steps=2,
     )
     assert failures == {}
     after = model.state_dict()
@@ -328,6 +329,16 @@ def test_a_failing_measure_is_recorded_and_the_others_still_run(monkeypatch):
     assert math.isfinite(values["hessian_trace"]) and "fisher_trace_empirical" not in values
 
 
+def test_probe_batch_changes_speed_not_the_estimate():
+    model, x, y = logistic_problem(n=12, d=3, classes=3)
+    one = hessian_trace(model, x, y, batch_size=5, trace_probes=7, probe_batch=1, seed=9)
+    many = hessian_trace(model, x, y, batch_size=5, trace_probes=7, probe_batch=3, seed=9)
+    assert one["hessian_trace"] == pytest.approx(many["hessian_trace"], rel=1e-12)
+    assert one["hessian_trace_se"] == pytest.approx(many["hessian_trace_se"], rel=1e-12)
+    other = hessian_trace(model, x, y, batch_size=5, trace_probes=7, probe_batch=3, seed=10)
+    assert other["hessian_trace"] != many["hessian_trace"]
+
+
 def test_option_and_measure_errors_name_the_parameter():
     model, x, y = logistic_problem(n=10, d=3, classes=3)
     with pytest.raises(ConfigError, match="unknown curvature option 'trace_probs'"):
@@ -346,12 +357,14 @@ def test_default_measures_are_all_registered():
 
 @pytest.mark.parametrize("arch", list_models())
 def test_every_registered_architecture_gives_finite_values_for_every_measure(arch):
+    """Compatibility, not accuracy: each measure runs through the architecture (attention, hardsigmoid,
+    BatchNorm, ...) and gives finite numbers. The Krylov budget is tiny to keep 20 architectures fast."""
     torch.manual_seed(0)
     model = create_model(arch, num_classes=3, in_channels=1, image_size=8, width=0.125)
-    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 1])
+    x, y = torch.randn(2, 1, 8, 8), torch.tensor([0, 2])
     values, failures = measure_curvature(
-        model, x, y, measures=list_measures(), batch_size=2, trace_probes=2, eigen_tol=1e-2,
-        eigen_maxiter=20, largest_magnitude=False, directions=1, radius_steps=2, ascent_steps=1,
+        model, x, y, measures=list_measures(), batch_size=2, trace_probes=2, probe_batch=2, eigen_tol=0.1,
+        eigen_ncv=3, eigen_maxiter=1, largest_magnitude=False, directions=1, radius_steps=1, ascent_steps=1,
     )
     assert failures == {}
     assert math.isfinite(values["hessian_trace"]) and math.isfinite(values["lambda_max"])

@@ -12,8 +12,6 @@ from persist.curvature.hvp import (
     flat_hvp,
     flat_hvp_rows,
     hessian_vector_product,
-    hvp,
-    hvp_rows,
     make_objective,
     measurement_mode,
 )
@@ -51,8 +49,6 @@ __all__ = [
     "hessian_vector_product",
     "hutchinson_trace",
     "hutchpp_trace",
-    "hvp",
-    "hvp_rows",
     "list_measures",
     "loss_barrier",
     "make_objective",

@@ -4,9 +4,9 @@ Every curvature measure is a question about one function: the mean cross-entropy
 evaluated in eval mode (no dropout noise, BatchNorm running statistics) so that repeated calls see the
 same function. Hessian-vector products are forward-over-reverse (``jvp`` of ``grad``): that needs only
 forward-mode formulas of the backward ops, so it works where double backward fails (the published code
-lost every attention and hardsigmoid model to this). Inside :func:`measurement_mode` two ops run as
-identical composites (see :class:`_Composites`): hardsigmoid, whose backward has no forward-mode formula,
-and eval-mode batch norm, whose formula is a slow Python decomposition.
+lost every attention and hardsigmoid model to this). Attention runs on the math SDPA backend, and
+hardsigmoid, the one common op whose backward has no forward-mode formula, as the identical
+``relu6(x + 3) / 6``; both only inside :func:`measurement_mode`.
 """
 
 from __future__ import annotations
@@ -163,37 +163,19 @@ def _axpy(a: float, x: Params, y: Params | None) -> Params:
     return {n: y[n] + a * t for n, t in x.items()}
 
 
-class _Composites(TorchFunctionMode):
-    """Evaluate two ops through identical composites whose backward has a (fast) forward-mode formula.
+class _HardsigmoidComposite(TorchFunctionMode):
+    """Evaluate hardsigmoid as ``relu6(x + 3) / 6``: the same values, but differentiable forward-over-reverse.
 
-    - hardsigmoid as ``relu6(x + 3) / 6``: ``hardsigmoid_backward`` has no forward-mode formula at all;
-    - eval-mode batch norm as the per-channel affine map it is: the forward-mode formula of
-      ``native_batch_norm_backward`` runs as a Python decomposition, about 3x the cost of a whole
-      double-backward product per BatchNorm layer.
+    ``hardsigmoid_backward`` has no forward-mode (and no double-backward) formula, which is what made every
+    MobileNet-V3 curvature metric fail in the published code; the composite's pieces all have one.
     """
 
     _HARDSIGMOID = (F.hardsigmoid, torch._C._nn.hardsigmoid, torch._C._nn.hardsigmoid_)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
         if func in self._HARDSIGMOID:
             return F.relu6(args[0] + 3.0) / 6.0
-        if func is F.batch_norm and not _uses_batch_statistics(*args, **kwargs):
-            return _affine_batch_norm(*args, **kwargs)
-        return func(*args, **kwargs)
-
-
-def _uses_batch_statistics(input, running_mean, running_var, weight=None, bias=None, training=False, *rest, **kw):
-    return training or running_mean is None or running_var is None
-
-
-def _affine_batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                       eps=1e-5):
-    scale = torch.rsqrt(running_var + eps)
-    scale = scale if weight is None else scale * weight
-    shift = -running_mean * scale if bias is None else bias - running_mean * scale
-    shape = (1, -1) + (1,) * (input.ndim - 2)
-    return input * scale.view(shape) + shift.view(shape)
+        return func(*args, **(kwargs or {}))
 
 
 @contextmanager
@@ -207,7 +189,7 @@ def measurement_mode(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with sdpa_kernel(SDPBackend.MATH), _Composites():
+        with sdpa_kernel(SDPBackend.MATH), _HardsigmoidComposite():
             yield
     finally:
         model.load_state_dict(snapshot)

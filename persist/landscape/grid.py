@@ -197,7 +197,7 @@ def evaluate_grid(
         "seconds_probe": seconds_probe,
         "seconds_evaluation": seconds_eval,
         "seconds_per_node": seconds_eval / evaluated if evaluated else None,
-        "seconds_total": time.perf_counter() - began,
+        "seconds": time.perf_counter() - began,
         "directions": directions.record,
     }
     if store:

@@ -61,5 +61,5 @@ def evaluate_grid_reference(
     seconds = time.perf_counter() - began
     meta = {"resolution": resolution, "span": float(span), "batch_size": batch_size, "method": "reference",
             "precision": "fp32", "num_samples": len(x), **nonfinite, "device": str(device),
-            "seconds_total": seconds, "seconds_per_node": seconds / resolution**2, "directions": directions.record}
+            "seconds": seconds, "seconds_per_node": seconds / resolution**2, "directions": directions.record}
     return LandscapeGrid(alphas, betas, loss, accuracy, meta)

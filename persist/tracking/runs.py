@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -160,8 +161,13 @@ def set_tags(tags: dict[str, str]) -> None:
     mlflow.set_tags(tags)
 
 
+def metric_name(name: str) -> str:
+    """MLflow accepts letters, digits and ``_-. :/`` in metric names; anything else becomes ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", name)
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:
     """Batch-log scalars (one call, not one per key) under an optional ``phase/`` prefix."""
-    clean = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+    clean = {metric_name(f"{prefix}{k}"): float(v) for k, v in metrics.items()}
     if clean:
         mlflow.log_metrics(clean, step=step)
