@@ -77,6 +77,8 @@ class CurvatureConfig:
     subset: int = 512  # examples used (same for every measure; logged)
     batch_size: int = 128
     probes: int = 16  # Hutchinson probes
+    eigen_tol: float = 1e-3  # Lanczos relative tolerance for the top eigenvalue (convergence is reported)
+    barrier_directions: int = 10  # filter-normalized random directions of the barrier
     enabled: bool = True
 
 
@@ -135,9 +137,9 @@ def smoke() -> RunConfig:
     return override(RunConfig(experiment="persist-smoke"), [
         "train.epochs=15", "train.batch_size=64", "train.lr=0.05", "train.warmup_epochs=1",
         "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
-        "curvature.subset=128", "curvature.probes=8",
+        "curvature.subset=128", "curvature.probes=8", "curvature.eigen_tol=0.01", "curvature.barrier_directions=5",
         "forgetting.steps=0,10,25,50,100,200", "forgetting.batch_size=64", "forgetting.lr=0.02",
-        "study.archs=mlp@0.5,cnn@0.5,resnet18@0.125,vit_tiny@0.5,mlp_mixer@0.25",
+        "study.archs=mlp@0.5,cnn@0.5,resnet18@0.125,vit_tiny@0.5,mlp_mixer@0.125",
     ])
 
 

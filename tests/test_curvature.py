@@ -26,6 +26,7 @@ from persist.curvature import (
     loss_barrier,
     make_objective,
     measure_curvature,
+    measurement_mode,
     top_eigenvalues,
 )
 from persist.curvature import fisher as fisher_module
@@ -182,7 +183,8 @@ def test_fisher_traces_match_per_sample_gradient_closed_form():
     true_fisher = float(((1 - (p**2).sum(1)) * x_sq).mean())
     out = fisher_trace(model, x, y, batch_size=300, fisher_chunk=128, seed=2)
     assert out["fisher_trace_empirical"] == pytest.approx(float(per_sample.mean()), rel=1e-12)
-    assert out["fisher_trace_empirical_se"] == pytest.approx(float(per_sample.std() / math.sqrt(2000)), rel=1e-9)
+    expected_se = float(per_sample.std() / math.sqrt(2000))
+    assert out["fisher_trace_empirical_se"] == pytest.approx(expected_se, rel=1e-9)
     assert abs(out["fisher_trace_model"] - true_fisher) < 4 * out["fisher_trace_model_se"]
     assert out["fisher_trace_model_se"] < 0.03 * true_fisher
     assert out["fisher_samples"] == 2000
@@ -282,8 +284,6 @@ def test_hvp_through_attention_and_hardsigmoid_matches_finite_differences():
     h = 1e-5
     fd = (gradient(theta + h * v) - gradient(theta - h * v)) / (2 * h)
     torch.nn.utils.vector_to_parameters(theta, model.parameters())
-    from persist.curvature import measurement_mode
-
     with measurement_mode(model):
         hv = flat_hvp(obj)(v)
     torch.testing.assert_close(hv, fd, rtol=1e-5, atol=1e-7)
@@ -321,12 +321,13 @@ def test_a_failing_measure_is_recorded_and_the_others_still_run(monkeypatch):
         raise RuntimeError("per-sample gradients exploded\nsecond line")
 
     monkeypatch.setattr(fisher_module, "per_sample_squared_grad_norms", broken)
-    model, x, y = logistic_problem(n=10, d=3, classes=3)
-    values, failures = measure_curvature(
-        model, x, y, measures=("fisher_trace", "hessian_trace"), trace_probes=4
-    )
+    model = cnn_with_used_buffers()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    values, failures = measure_curvature(model, x, y, measures=("fisher_trace", "hessian_trace"), trace_probes=4)
     assert failures == {"fisher_trace": "RuntimeError: per-sample gradients exploded"}
     assert math.isfinite(values["hessian_trace"]) and "fisher_trace_empirical" not in values
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training
 
 
 def test_probe_batch_changes_speed_not_the_estimate():

@@ -14,7 +14,7 @@ from torchvision.ops import StochasticDepth
 import persist.models.zoo  # noqa: F401  (registers the study's architectures)
 from persist.models import count_parameters, create_model, get_classifier, list_models, set_classifier
 from persist.models.torchvision_zoo import Hardsigmoid
-from persist.models.vit import token_layout
+from persist.models.vit import token_layout, vit_token_layout
 
 TINY = 0.125
 NUM_CLASSES = 7
@@ -174,13 +174,15 @@ def test_vit_hessian_vector_product_matches_finite_differences():
     assert relative_error(exact, finite_difference(1e-6)) < 1e-7
 
 
-def test_transformers_keep_an_8x8_token_grid_at_both_input_sizes():
+def test_token_grids_at_both_input_sizes():
+    """The study's 8x8 token grid at 32 px; on 8 px digits the Mixer keeps it and the ViT uses 2x2 patches."""
     assert token_layout(32) == (4, 64)
     assert token_layout(8) == (1, 64)
-    for (in_channels, image_size), patch in zip(INPUTS.values(), (4, 1)):
+    assert vit_token_layout(32) == (4, 64) and vit_token_layout(8) == (4, 4)
+    for (in_channels, image_size), (patch, tokens) in zip(INPUTS.values(), ((4, 64), (4, 4))):
         vit = create_model("vit_tiny", NUM_CLASSES, in_channels, image_size, width=TINY)
         assert vit.patch_embed.kernel_size == (patch, patch)
-        assert vit.pos_embed.shape == (1, 65, 16)
+        assert vit.pos_embed.shape == (1, tokens + 1, 16)
         mixer = create_model("mlp_mixer", NUM_CLASSES, in_channels, image_size, width=TINY)
         assert mixer.blocks[0].token_mlp[0].in_features == 64
 

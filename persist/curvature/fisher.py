@@ -55,7 +55,10 @@ def fisher_trace(
     seed: int = 0,
     fisher_chunk: int = 64,
 ) -> dict[str, float]:
-    """Empirical and model-sampled Fisher traces with standard errors over samples."""
+    """Empirical and model-sampled Fisher traces with standard errors over samples.
+
+    Peak memory is one chunk of per-sample gradients, ``fisher_chunk`` x the parameter count.
+    """
     at_least("fisher_chunk", fisher_chunk, 1)
     with measurement_mode(model):
         obj = make_objective(model, x, y, batch_size)

@@ -173,7 +173,7 @@ class _HardsigmoidComposite(TorchFunctionMode):
     _HARDSIGMOID = (F.hardsigmoid, torch._C._nn.hardsigmoid, torch._C._nn.hardsigmoid_)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self._HARDSIGMOID:
+        if func in self._HARDSIGMOID:  # in-place calls get a new tensor too; callers use the return value
             return F.relu6(args[0] + 3.0) / 6.0
         return func(*args, **(kwargs or {}))
 

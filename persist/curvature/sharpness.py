@@ -32,7 +32,9 @@ def filter_norms(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
 
 
-def filter_normalized_directions(params: Params, count: int, seed: int, include_1d: bool = False) -> Iterator[Params]:
+def filter_normalized_directions(
+    params: Params, count: int, seed: int, include_1d: bool = False
+) -> Iterator[Params]:
     """``count`` Gaussian directions, each filter rescaled to the norm of the same filter of ``params``.
 
     Drawn on a seeded CPU generator in the parameters' dtype, so a seed gives the same directions on any
@@ -44,7 +46,8 @@ def filter_normalized_directions(params: Params, count: int, seed: int, include_
         for name, p in params.items():
             d = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
             if p.ndim >= 2 or include_1d:
-                direction[name] = d * (filter_norms(p) / filter_norms(d).clamp_min(torch.finfo(p.dtype).tiny))
+                scale = filter_norms(p) / filter_norms(d).clamp_min(torch.finfo(p.dtype).tiny)
+                direction[name] = d * scale
             else:
                 direction[name] = torch.zeros_like(p)
         yield direction

@@ -23,16 +23,13 @@ Matmat = Callable[[Tensor], Tensor]  # H applied to each row of a [K, dim] matri
 
 def rademacher_rows(count: int, like: Tensor, gen: torch.Generator) -> Tensor:
     """``count`` random-sign rows shaped like the flat vector ``like``, on its device and dtype."""
-    rows = [torch.randint(0, 2, (like.numel(),), generator=gen) for _ in range(count)]
+    rows = [torch.randint(0, 2, (like.numel(),), generator=gen, dtype=torch.int8) for _ in range(count)]
     return torch.stack(rows).mul_(2).sub_(1).to(device=like.device, dtype=like.dtype)
 
 
 def quadratic_forms(matmat: Matmat, rows: Tensor, probe_batch: int) -> Tensor:
     """``vᵀHv`` for every row ``v``, ``probe_batch`` rows per operator call, in float64."""
-    out = [
-        (chunk.double() * matmat(chunk).double()).sum(1) for chunk in torch.split(rows, probe_batch)
-    ]
-    return torch.cat(out)
+    return torch.cat([(chunk.double() * matmat(chunk).double()).sum(1) for chunk in torch.split(rows, probe_batch)])
 
 
 def hutchinson_trace(matmat: Matmat, like: Tensor, probes: int, seed: int, probe_batch: int = 4) -> dict[str, float]:
@@ -40,7 +37,8 @@ def hutchinson_trace(matmat: Matmat, like: Tensor, probes: int, seed: int, probe
     at_least("trace_probes", probes, 2)
     at_least("probe_batch", probe_batch, 1)
     gen = torch.Generator().manual_seed(seed)
-    samples = torch.cat([quadratic_forms(matmat, rademacher_rows(k, like, gen), probe_batch) for k in _chunks(probes, probe_batch)])
+    chunks = (rademacher_rows(k, like, gen) for k in _chunks(probes, probe_batch))
+    samples = torch.cat([quadratic_forms(matmat, rows, probe_batch) for rows in chunks])
     trace, se = _mean_and_se(samples)
     return {"trace": trace, "trace_se": se, "matvecs": float(probes)}
 

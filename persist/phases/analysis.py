@@ -33,9 +33,10 @@ def study_table(experiment: str) -> pd.DataFrame:
     Landscape and forgetting runs count only when their upstream is that row's train run, so a row
     never mixes measurements of two different trained models.
     """
-    phases = "', '".join(PHASE_PREFIXES)
-    runs = find_runs(f"attributes.status = 'FINISHED' and tags.`persist.phase` IN ('{phases}')",
-                     [experiment_id(experiment)])
+    exp = experiment_id(experiment)
+    runs = sorted((run for phase in PHASE_PREFIXES for run in
+                   find_runs(f"attributes.status = 'FINISHED' and tags.`persist.phase` = '{phase}'", [exp])),
+                  key=lambda run: run.info.start_time, reverse=True)
     trains = {}
     for run in runs:  # newest first
         if run.data.tags["persist.phase"] == "train":

@@ -23,10 +23,8 @@ _SYMBOL = {"spearman": "rho", "kendall": "tau_b", "partial_spearman": "rho_parti
 
 
 def headline_rows(result: AnalysisResult) -> pd.DataFrame:
-    """Tests of the first declared family, else every Spearman test on all rows."""
+    """Every Spearman test on all rows: topology and its baselines side by side."""
     res = result.results
-    if result.spec.families:
-        return res[res["family"] == result.spec.families[0].name]
     return res[(res["subset"] == ALL) & (res["method"] == "spearman")]
 
 
