@@ -139,7 +139,7 @@ def smoke() -> RunConfig:
         "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
         "curvature.subset=128", "curvature.probes=8", "curvature.eigen_tol=0.01", "curvature.barrier_directions=5",
         "forgetting.steps=0,10,25,50,100,200", "forgetting.batch_size=64", "forgetting.lr=0.02",
-        "study.archs=mlp@0.5,cnn@0.5,resnet18@0.125,vit_tiny@0.5,mlp_mixer@0.125",
+        "study.archs=mlp@0.25,mlp@0.5,cnn@0.25,cnn@0.5,resnet18@0.125,vit_tiny@0.5,mlp_mixer@0.125",
     ])
 
 

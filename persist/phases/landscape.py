@@ -107,8 +107,10 @@ def log_slice(s: Slice, record: dict, cfg: RunConfig, data_meta: dict, title: st
     centre = g.center
     log_metrics({"center_loss": g.loss[centre], "center_accuracy": g.accuracy[centre],
                  "seconds": g.meta.get("seconds", float("nan"))}, prefix="landscape/")
-    log_figure(plot_contour(g.alphas, g.betas, g.loss, title=title), "figures/contour.png")
-    log_figure(plot_heatmap(g.alphas, g.betas, g.loss, title=title), "figures/heatmap.png")
+    finite = g.loss[np.isfinite(g.loss)]
+    wide = finite.size > 0 and finite.max() > 20 * max(finite.min(), 1e-12)  # a basin inside steep walls
+    log_figure(plot_contour(g.alphas, g.betas, g.loss, log_scale=wide, title=title), "figures/contour.png")
+    log_figure(plot_heatmap(g.alphas, g.betas, g.loss, log_scale=wide, title=title), "figures/heatmap.png")
     log_figure(plot_surface(g.alphas, g.betas, g.loss, title=title), "figures/surface.png")
     log_figure(plot_diagram(s.diagrams, eps=s.noise.value, title=title), "figures/diagram.png")
     log_figure(plot_barcode(s.diagrams, eps=s.noise.value, title=title), "figures/barcode.png")
