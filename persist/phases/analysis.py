@@ -63,6 +63,13 @@ def study_table(experiment: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def resolve_spec(path: str | Path) -> Path:
+    """A spec path as given, else relative to the persist checkout that ships ``analysis/``."""
+    given = Path(path)
+    shipped = Path(__file__).resolve().parents[2] / given
+    return given if given.is_file() or given.is_absolute() or not shipped.is_file() else shipped
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
@@ -75,7 +82,7 @@ def run_analysis_phase(
     out_dir: str | Path | None = None,
 ) -> tuple[str, AnalysisResult]:
     """Test the spec's hypotheses on the study (or a CSV table); log results.csv, report.md and figures."""
-    spec = load_spec(spec_path)
+    spec = load_spec(resolve_spec(spec_path))
     table = read_table(table_path) if table_path else study_table(experiment or "persist")
     source = f"table {table_path}" if table_path else f"experiment {experiment}"
     with phase_run("analysis", None, {"persist.analysis_source": source, "persist.analysis_spec": str(spec_path)},
