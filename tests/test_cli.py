@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -49,3 +50,60 @@ def test_train_logs_a_run_with_metrics_checkpoint_and_tags(tracking):
     assert [m.step for m in history] == [0, 1, 2]
     files = {f.path for d in ("checkpoints", "figures", "config") for f in MlflowClient().list_artifacts(run_id, d)}
     assert {"checkpoints/best.pt", "figures/training.png", "config/resolved.json"} <= files
+
+
+def _train_run(tmp_epochs: int = 2) -> str:
+    result = CliRunner().invoke(cli, ["train", "--arch", "mlp", "--width", "0.25", "--epochs", str(tmp_epochs),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+
+
+def test_corrupt_upstream_checkpoint_is_one_line(tracking, tmp_path):
+    import mlflow
+
+    run_id = _train_run()
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(b"not a torch file")
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_artifact(str(bad), "checkpoints")  # overwrite the logged checkpoint
+    result = CliRunner().invoke(cli, ["forgetting", "--train-run-id", run_id, "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: checkpoint ")
+    assert "corrupt" in result.stderr
+
+
+def test_unknown_run_id_is_one_line(tracking):
+    result = CliRunner().invoke(cli, ["landscape", "--train-run-id", "0" * 32, "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: run '{'0' * 32}' not found")
+
+
+def test_neural_persistence_of_a_trained_model(tracking):
+    from mlflow.tracking import MlflowClient
+
+    run_id = _train_run()
+    result = CliRunner().invoke(cli, ["np", "--run-id", run_id, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    run = MlflowClient().get_run(out["run_id"])
+    layers = [k for k in run.data.metrics if k.endswith("/normalized") and k != "np/mean_normalized"]
+    assert len(layers) == 3  # the three Linear layers of the MLP
+    mean = sum(run.data.metrics[k] for k in layers) / 3
+    assert run.data.metrics["np/mean_normalized"] == pytest.approx(mean)
+    assert 0.0 < mean < 1.0
+
+
+def test_analysis_reproduces_the_published_table_through_the_cli(tracking, tmp_path):
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["analysis", "--spec", str(root / "analysis/persist-published.yaml"),
+                                      "--table", str(root / "tests/data/persist_published.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    res = pd.read_csv(out / "results.csv")
+    row = res[(res.predictor == "h1_total") & (res.outcome == "ret@100") & (res.method == "spearman")
+              & (res.subset == "all")].iloc[0]
+    assert row.r == pytest.approx(0.61, abs=0.005) and row.p == pytest.approx(0.021, abs=0.001)
+    assert (out / "report.md").is_file()

@@ -36,3 +36,26 @@ def test_mlflow_run_train_entry_point(tracking):
     assert run.data.params["arch"] == "cnn" and run.data.params["model.width"] == "0.25"
     assert "train/test_accuracy" in run.data.metrics
     assert [f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
+
+
+@pytest.mark.integration
+def test_mlflow_run_landscape_and_forgetting_entry_points(tracking):
+    from mlflow.tracking import MlflowClient
+
+    mlflow_run("train", {"arch": "mlp", "overrides": "train.epochs=2 model.width=0.25"}, tracking)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("persist-smoke")
+    (train,) = client.search_runs([exp.experiment_id])
+    tiny = ("landscape.resolution=5 landscape.subset=32 curvature.measures=hessian_trace curvature.subset=16 "
+            "forgetting.steps=0,5")
+    common = {"train_run_id": train.info.run_id, "overrides": tiny}
+    mlflow_run("landscape", {**common, "slices": "2"}, tracking)
+    mlflow_run("forgetting", common, tracking)
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    phases = sorted(r.data.tags["persist.phase"] for r in runs)
+    assert phases == ["forgetting", "landscape", "landscape_slice", "landscape_slice", "train"]
+    landscape = next(r for r in runs if r.data.tags["persist.phase"] == "landscape")
+    assert landscape.data.tags["persist.upstream_run_id"] == train.info.run_id
+    assert "topology/h0_total_persistence_mean" in landscape.data.metrics
+    forgetting = next(r for r in runs if r.data.tags["persist.phase"] == "forgetting")
+    assert {f.path for f in client.list_artifacts(forgetting.info.run_id, "forgetting")} == {"forgetting/curve.json"}

@@ -128,7 +128,9 @@ def phase_run(
     active = mlflow.active_run()
     run_id = None
     if active is None and os.environ.get("MLFLOW_RUN_ID"):
-        run_id = os.environ["MLFLOW_RUN_ID"]
+        # attach to the run `mlflow run` created, once: MLflow's start_run() would otherwise reattach to it
+        # instead of creating children, and subprocesses (sweep workers) would resume it too
+        run_id = os.environ.pop("MLFLOW_RUN_ID")
     elif resume:
         run_id = _resumable(phase, all_tags)
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=active is not None,
