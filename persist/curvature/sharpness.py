@@ -23,6 +23,7 @@ from torch import Tensor
 
 from persist.curvature._checks import at_least, positive
 from persist.curvature.hvp import Params, loss_and_gradient, make_objective, measurement_mode, subset_loss
+from persist.landscape.directions import normalize_tensor
 
 
 def filter_norms(t: Tensor) -> Tensor:
@@ -45,11 +46,7 @@ def filter_normalized_directions(
         direction = {}
         for name, p in params.items():
             d = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
-            if p.ndim >= 2 or include_1d:
-                scale = filter_norms(p) / filter_norms(d).clamp_min(torch.finfo(p.dtype).tiny)
-                direction[name] = d * scale
-            else:
-                direction[name] = torch.zeros_like(p)
+            direction[name] = normalize_tensor(d, p, "filter", "filter" if include_1d else "ignore")
         yield direction
 
 
