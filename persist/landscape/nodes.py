@@ -182,6 +182,11 @@ def _timed(evaluator: NodeEvaluator, method: str, params: torch.Tensor, buffers:
     return (time.perf_counter() - start) / len(params), result
 
 
+# On a CPU the forward is compute-bound and a host sync is free: foreach matches the per-node reference,
+# vmap rarely gains, and the probe alone cost 8-16 % on small benchmark grids (docs/benchmarks.md).
+PROBE_ON_CPU = False
+
+
 def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
                   ) -> tuple[str, dict[str, float | str], tuple[torch.Tensor, torch.Tensor] | None]:
     """Time both strategies on the first batch for ``params``' nodes; return the faster and the evidence.
@@ -193,6 +198,8 @@ def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch
     """
     if len(params) == 1:
         return "foreach", {"rule": "one node per step"}, None
+    if params.device.type == "cpu" and not PROBE_ON_CPU:
+        return "foreach", {"rule": "cpu"}, None
     evidence: dict[str, float | str] = {"rule": "measured"}
     evidence["foreach_seconds_per_node"], result = _timed(evaluator, "foreach", params, buffers)
     chosen = "foreach"
