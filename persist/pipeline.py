@@ -19,6 +19,7 @@ from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
 from persist.phases.train import run_train, train_hash
 from persist.tracking import find_finished, phase_run
+from persist.tracking.runs import experiment_name
 
 
 def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:
@@ -79,5 +80,5 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
             bar.set_postfix_str(f"{member.model.arch}@{member.model.width:g} seed {member.seed}")
             result.architectures.append(run_architecture(member, progress=progress))
         result.analysis_run_id, result.analysis = run_analysis_phase(
-            cfg.study.analysis_spec, experiment=cfg.experiment)
+            cfg.study.analysis_spec, experiment=experiment_name(study))
     return result

@@ -73,6 +73,11 @@ def experiment_id(name: str) -> str:
     return exp.experiment_id
 
 
+def experiment_name(run: Run) -> str:
+    """The experiment a run belongs to (under `mlflow run` that is the one mlflow chose, not the preset's)."""
+    return MlflowClient().get_experiment(run.info.experiment_id).name
+
+
 def get_run(run_id: str) -> Run:
     """A run by id, or a one-line UpstreamRunNotFound."""
     try:
