@@ -108,11 +108,16 @@ def upstream_config(train_run_id: str, preset: str, overrides: tuple[str, ...], 
     from persist.tracking import get_run, read_json
 
     get_run(train_run_id)
+    inherited = [o for item in overrides for o in item.split() if o.split("=")[0].split(".")[0] in INHERITED]
+    if inherited or shortcuts.pop("seed", None) is not None:
+        raise ConfigError(f"'{(inherited or ['--seed'])[0]}' is fixed by the train run; retrain to change data, "
+                          "model, train or seed")
     cfg = build_config(preset, overrides, **shortcuts)
     trained = from_dict(read_json(train_run_id, "config/resolved.json"))
     return replace(cfg, data=trained.data, model=trained.model, train=trained.train, seed=trained.seed)
 
 
+INHERITED = ("data", "model", "train", "seed")
 TRAIN_RUN_HELP = "Run id of a finished `persist train` run (its checkpoint and config are read from the tracking store)."
 
 
@@ -137,7 +142,7 @@ def landscape_cmd(preset, overrides, tracking_uri, experiment, device, seed, pro
     setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
     cfg = upstream_config(train_run_id, preset, overrides, **{
         "landscape.slices": slices, "landscape.resolution": resolution, "landscape.span": span,
-        "landscape.subset": subset, "experiment": experiment, "device": device})
+        "landscape.subset": subset, "experiment": experiment, "device": device, "seed": seed})
     start(cfg, tracking_uri)
     run_id = run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)
     if rank == 0:
@@ -159,7 +164,7 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, pr
     setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
     cfg = upstream_config(train_run_id, preset, overrides, **{
         "forgetting.lr": lr, "forgetting.ewc_lambda": ewc_lambda, "forgetting.schedule": schedule,
-        "experiment": experiment, "device": device})
+        "experiment": experiment, "device": device, "seed": seed})
     start(cfg, tracking_uri)
     run_id = run_forgetting(cfg, train_run_id, progress=progress)
     click.echo(json.dumps({"phase": "forgetting", "run_id": run_id}))
@@ -176,7 +181,7 @@ def np_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, 
     from persist.tracking import setup_tracking
 
     setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
-    cfg = upstream_config(run_id, preset, overrides, **{"experiment": experiment, "device": device})
+    cfg = upstream_config(run_id, preset, overrides, **{"experiment": experiment, "device": device, "seed": seed})
     start(cfg, tracking_uri)
     new_id, values = run_neural_persistence(cfg, run_id, checkpoint)
     click.echo(json.dumps({"phase": "neural_persistence", "run_id": new_id,
@@ -241,8 +246,9 @@ def pipeline_cmd(preset, overrides, tracking_uri, experiment, device, seed, prog
     from persist.stats import headline_table
     from persist.tracking import resolve_tracking_uri
 
+    seeds = seeds or (str(seed) if seed is not None else None)  # the study's seeds are the training seeds
     cfg = build_config(preset, overrides, **{"study.archs": archs, "study.seeds": seeds, "experiment": experiment,
-                                              "device": device, "seed": seed})
+                                              "device": device})
     start(cfg, tracking_uri)
     result = run_pipeline(cfg, progress=progress)
     click.echo(headline_table(result.analysis))
@@ -269,7 +275,7 @@ def sweep_cmd(spec_path, workers, storage, tracking_uri) -> None:
     storage = storage or None
     create_study(spec, open_storage(storage, spec))
     setup_tracking(tracking_uri, spec.base_config().experiment)
-    with phase_run("sweep", None, {"optuna.study": spec.name}, run_name=f"sweep-{spec.name}") as run:
+    with phase_run("sweep", None, {"optuna.study": spec.name}, run_name=f"sweep-{spec.name}", resume=False) as run:
         codes = launch(spec_path, workers, storage, run.info.run_id)
         trials = summary(spec, storage)
         log_json(trials, "sweep/trials.json")
@@ -285,12 +291,14 @@ def sweep_cmd(spec_path, workers, storage, tracking_uri) -> None:
 @click.option("--sweep-run-id", default=None, help="MLflow run id of the sweep; trials become its children.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI).")
 def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
-    """Work on a sweep's trials until none remain (start as many as you like, on any machine)."""
+    """Work on a sweep's trials until none remain (start as many as you like, on any machine).
+
+    The study must exist: `persist sweep` creates it (and enqueues its grid) once.
+    """
     from persist.sweep import create_study, load_sweep, open_storage, work
     from persist.tracking import setup_tracking
 
     spec = load_sweep(spec_path)
-    create_study(spec, open_storage(storage, spec))
     setup_tracking(tracking_uri, spec.base_config().experiment)
     work(spec, storage, sweep_run_id)
 

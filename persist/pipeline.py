@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from persist.config import RunConfig, config_hash, override
 from persist.errors import ConfigError
-from persist.phases.common import run_tags
+from persist.phases.common import phase_lock, run_tags
 from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
 from persist.phases.train import run_train, train_hash
@@ -31,7 +31,10 @@ def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:
 
 
 def reuse_or_run(phase: str, key: str, run: Callable[[], str]) -> str:
-    return find_finished(phase, key) or run()
+    """The finished run of ``phase`` for ``key``, else run it, holding the key's lock so concurrent sweep
+    workers that need the same run wait for it instead of computing it twice."""
+    with phase_lock(phase, key):
+        return find_finished(phase, key) or run()
 
 
 @dataclass
@@ -80,5 +83,6 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
             bar.set_postfix_str(f"{member.model.arch}@{member.model.width:g} seed {member.seed}")
             result.architectures.append(run_architecture(member, progress=progress))
         result.analysis_run_id, result.analysis = run_analysis_phase(
-            cfg.study.analysis_spec, experiment=experiment_name(study))
+            cfg.study.analysis_spec, experiment=experiment_name(study),
+            train_run_ids={member.run_ids["train"] for member in result.architectures})
     return result

@@ -123,13 +123,21 @@ def open_storage(url: str | None, spec: SweepSpec) -> optuna.storages.BaseStorag
 
 
 def create_study(spec: SweepSpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create or load the study; enqueue the grid (or the search defaults) exactly once."""
+    """Create or load the study and enqueue what is missing: grid points with no complete, running or
+    waiting trial (so a point whose trial failed is retried on rerun), or the search defaults once."""
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
     study = optuna.create_study(study_name=spec.name, storage=storage, direction=spec.direction, sampler=sampler,
                                 load_if_exists=True)
-    if not study.get_trials(deepcopy=False):
-        for params in grid_points(spec) if spec.grid else [defaults(spec)]:
-            study.enqueue_trial(params)
+    trials = study.get_trials(deepcopy=False)
+    if spec.grid:
+        live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        covered = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items()))
+                   for t in trials if t.state in live}
+        for params in grid_points(spec):
+            if tuple(sorted(params.items())) not in covered:
+                study.enqueue_trial(params)
+    elif not trials:
+        study.enqueue_trial(defaults(spec))
     return study
 
 
@@ -179,11 +187,16 @@ def work(spec: SweepSpec, storage_url: str | None, sweep_run_id: str | None) -> 
     killed worker only becomes a retry after its heartbeat goes stale.
     """
     storage = open_storage(storage_url, spec)
-    study = optuna.load_study(study_name=spec.name, storage=storage,
-                              sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed + os.getpid()))
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage,
+                                  sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed + os.getpid()))
+    except KeyError:
+        raise ConfigError(f"sweep study '{spec.name}' does not exist in this storage; start it with `persist sweep`"
+                          ) from None
     objective = Objective(spec, sweep_run_id)
+    heartbeats = isinstance(storage, optuna.storages.RDBStorage)
     while True:
-        if isinstance(storage, optuna.storages.RDBStorage):
+        if heartbeats:
             optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         waiting = [t for t in trials if t.state == TrialState.WAITING]
@@ -191,8 +204,8 @@ def work(spec: SweepSpec, storage_url: str | None, sweep_run_id: str | None) -> 
         if waiting or (spec.search and len(counted) < spec.n_trials):
             study.optimize(objective, n_trials=1, catch=())
             continue
-        if not any(t.state == TrialState.RUNNING for t in trials):
-            return
+        if not heartbeats or not any(t.state == TrialState.RUNNING for t in trials):
+            return  # without heartbeats a dead worker's trial would never turn stale: do not wait for it
         time.sleep(max(1, spec.heartbeat_interval))
 
 

@@ -72,3 +72,34 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         train(CFG, model, task, checkpoint_path=bad)
     save_checkpoint(tmp_path / "ok.pt", x=torch.ones(1))
     assert math.isclose(float(load_checkpoint(tmp_path / "ok.pt")["x"]), 1.0)
+
+
+class StopAt(BaseHook):
+    def __init__(self, epoch):
+        self.epoch, self.stop = epoch, False
+
+    def on_epoch_end(self, epoch, model, metrics):
+        self.stop = self.stop or epoch == self.epoch
+
+    def should_stop(self):
+        return self.stop
+
+
+def test_a_stop_survives_resume(tmp_path):
+    model, task = _fresh()
+    ckpt = tmp_path / "state.pt"
+    stopped = train(CFG, model, task, seed=0, checkpoint_path=ckpt, hooks=[StopAt(1)])
+    assert stopped.stopped_early and len(stopped.history) == 2
+    model, _ = _fresh()
+    again = train(CFG, model, task, seed=0, checkpoint_path=ckpt)  # no hook now: the stop is in the checkpoint
+    assert again.stopped_early and len(again.history) == 2
+
+
+def test_divergence_is_a_clear_error():
+    from dataclasses import replace
+
+    from persist.errors import ConfigError
+
+    model, task = _fresh()
+    with pytest.raises(ConfigError, match="lower train.lr"):
+        train(replace(CFG, lr=1e30, warmup_epochs=0), model, task, seed=0)

@@ -27,11 +27,12 @@ def _member(tags: dict[str, str]) -> tuple[str, ...]:
     return tuple(tags.get(t, "") for t in MEMBER_TAGS)
 
 
-def study_table(experiment: str) -> pd.DataFrame:
+def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.DataFrame:
     """One row per architecture x width x dataset x seed with the newest finished run of each phase.
 
     Landscape and forgetting runs count only when their upstream is that row's train run, so a row
-    never mixes measurements of two different trained models.
+    never mixes measurements of two different trained models. ``train_run_ids`` restricts the rows to
+    those models (the pipeline passes its own, so unrelated runs in the experiment are never mixed in).
     """
     exp = experiment_id(experiment)
     runs = sorted((run for phase in PHASE_PREFIXES for run in
@@ -39,7 +40,7 @@ def study_table(experiment: str) -> pd.DataFrame:
                   key=lambda run: run.info.start_time, reverse=True)
     trains = {}
     for run in runs:  # newest first
-        if run.data.tags["persist.phase"] == "train":
+        if run.data.tags["persist.phase"] == "train" and (train_run_ids is None or run.info.run_id in train_run_ids):
             trains.setdefault(_member(run.data.tags), run)
     rows = []
     for member, train in trains.items():
@@ -79,11 +80,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def run_analysis_phase(
     spec_path: str | Path, experiment: str | None = None, table_path: str | Path | None = None,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | None = None, train_run_ids: set[str] | None = None,
 ) -> tuple[str, AnalysisResult]:
     """Test the spec's hypotheses on the study (or a CSV table); log results.csv, report.md and figures."""
     spec = load_spec(resolve_spec(spec_path))
-    table = read_table(table_path) if table_path else study_table(experiment or "persist")
+    table = read_table(table_path) if table_path else study_table(experiment or "persist", train_run_ids)
     source = f"table {table_path}" if table_path else f"experiment {experiment}"
     with phase_run("analysis", None, {"persist.analysis_source": source, "persist.analysis_spec": str(spec_path)},
                    run_name="analysis", resume=False) as run:

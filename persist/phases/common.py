@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from persist.config import RunConfig, from_dict
 from persist.models import create_model
 from persist.tracking import download_artifact, get_run, read_json
 from persist.tracking.artifacts import log_checkpoint
+from persist.tracking.runs import exclusive, git_state
 
 
 def np_hooks(cfg: RunConfig, every: int, patience: int = 0, burn_in: int = 0) -> list:
@@ -32,10 +34,24 @@ def np_hooks(cfg: RunConfig, every: int, patience: int = 0, burn_in: int = 0) ->
 
 
 def workdir(phase: str, key: str) -> Path:
-    """Local scratch for resumable state, keyed by phase and config hash (``PERSIST_WORKDIR``, default ./.persist)."""
-    path = Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / phase / key
+    """Local scratch for resumable state, keyed by phase, config hash and code version.
+
+    ``PERSIST_WORKDIR`` (default ./.persist) should be on a filesystem every worker of a sweep shares.
+    The scratch of a finished phase is removed (:func:`clear_workdir`), so it never feeds a later run.
+    """
+    sha = git_state()["persist.git_sha"][:10]
+    path = Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / phase / f"{key}-{sha}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def clear_workdir(phase: str, key: str) -> None:
+    shutil.rmtree(workdir(phase, key), ignore_errors=True)
+
+
+def phase_lock(phase: str, key: str):
+    """Exclusive access to one phase x key across the processes that share ``PERSIST_WORKDIR``."""
+    return exclusive(Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / "locks" / f"{phase}-{key}.lock")
 
 
 def run_tags(cfg: RunConfig, **extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from persist.config import RunConfig, config_hash
 from persist.data import load_task
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
-from persist.phases.common import load_trained_model, np_hooks, model_shape, run_tags, save_model_artifact, workdir
+from persist.phases.common import clear_workdir, load_trained_model, np_hooks, model_shape, run_tags, save_model_artifact, workdir
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
@@ -54,4 +54,5 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
                                                         task_a.in_channels, task_a.image_size))
         log_figure(plot_forgetting(result.curve, f"{train_cfg.model.arch}: task A while training task B"),
                    "figures/forgetting.png")
-        return run.info.run_id
+    clear_workdir("forgetting", key)
+    return run.info.run_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,11 +22,11 @@ from persist.devices import resolve_device
 from persist.errors import ConfigError
 from persist.landscape import LandscapeGrid, evaluate_grid, random_directions
 from persist.landscape.resume import tensor_digest
-from persist.phases.common import load_trained_model, run_tags, workdir
+from persist.phases.common import clear_workdir, load_trained_model, run_tags, workdir
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram
 from persist.topology import (NoiseFloor, aggregate_summaries, grid_baselines, h0_zero_birth_total,
-                              lower_star_diagrams, pairwise_distances, summarize)
+                              lower_star_diagrams, noise_floor, pairwise_distances, summarize)
 from persist.tracking import log_arrays, log_figure, log_json, log_metrics, phase_run, set_tags
 
 SECTIONS = ("landscape", "topology", "curvature")
@@ -33,6 +34,12 @@ SECTIONS = ("landscape", "topology", "curvature")
 
 def landscape_hash(cfg: RunConfig, train_run_id: str) -> str:
     return config_hash(cfg, SECTIONS) + f"-{train_run_id[:8]}"
+
+
+def grid_key(cfg: RunConfig, train_run_id: str) -> str:
+    """The resumable grid chunks depend on the landscape section and the model only, so changing a
+    curvature or topology setting never recomputes a grid."""
+    return config_hash(cfg, ["landscape"]) + f"-{train_run_id[:8]}"
 
 
 def evaluation_data(task: TaskData, split: str, subset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +58,7 @@ class Slice:
     noise: NoiseFloor
 
 
-def slice_grid(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor, k: int, key: str,
+def slice_grid(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor, k: int, chunks: Path,
                progress: bool) -> tuple[LandscapeGrid, NoiseFloor, dict]:
     """Grid of slice ``k`` and its noise floor, from the two half-data grids (resumable by chunk)."""
     ls = cfg.landscape
@@ -63,18 +70,19 @@ def slice_grid(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tenso
         raise ConfigError(f"topology.noise_source must be subset or none, got '{cfg.topology.noise_source}'")
     use_halves = cfg.topology.noise_floor < 0 and cfg.topology.noise_source == "subset" and len(x) >= 2
     if not use_halves:
-        grid = evaluate_grid(model, directions, x, y, chunk_dir=workdir("landscape", f"{key}/slice{k}"), **options)
+        grid = evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options)
         value = max(cfg.topology.noise_floor, 0.0)
         return grid, NoiseFloor(value, "given" if cfg.topology.noise_floor >= 0 else "none"), directions.record
     half = len(x) // 2
-    parts = [evaluate_grid(model, directions, xs, ys, chunk_dir=workdir("landscape", f"{key}/slice{k}-half{i}"),
+    parts = [evaluate_grid(model, directions, xs, ys, chunk_dir=chunks / f"slice{k}-half{i}",
                            **options) for i, (xs, ys) in enumerate(((x[:half], y[:half]), (x[half:], y[half:])))]
     w = half / len(x)
     combined = LandscapeGrid(parts[0].alphas, parts[0].betas, w * parts[0].loss + (1 - w) * parts[1].loss,
                              w * parts[0].accuracy + (1 - w) * parts[1].accuracy,
                              {**parts[0].meta, "halves": [parts[0].meta, parts[1].meta]})
-    noise = NoiseFloor.measured(parts[0].loss, parts[1].loss)
-    noise = NoiseFloor(noise.value, "measured on two disjoint halves of the evaluation data: "
+    diverged = ~np.isfinite(parts[0].loss) | ~np.isfinite(parts[1].loss)  # +inf in either half is +inf overall
+    halves = [np.where(diverged, np.inf, part.loss) for part in parts]
+    noise = NoiseFloor(noise_floor(*halves), "measured on two disjoint halves of the evaluation data: "
                                     "2 * max|L_half1 - L_half2|")
     return combined, noise, directions.record
 
@@ -149,9 +157,10 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
 
         warnings.warn("landscape.resolution is even: the trained weights are not a grid node", stacklevel=2)
     key = landscape_hash(cfg, train_run_id)
+    chunks = workdir("landscape", grid_key(cfg, train_run_id))
     if rank != 0:
         for k in range(cfg.landscape.slices):
-            slice_grid(model, cfg, x, y, k, key, progress=False)
+            slice_grid(model, cfg, x, y, k, chunks, progress=False)
         return ""
     tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
     arch = train_cfg.model.arch
@@ -162,8 +171,9 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
             log_metrics({"curvature_seconds": time.perf_counter() - started}, prefix="landscape/")
         slices = []
         for k in range(cfg.landscape.slices):
-            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice-{k}"):
-                grid, noise, record = slice_grid(model, cfg, x, y, k, key, progress)
+            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice-{k}",
+                           reopen_finished=True):
+                grid, noise, record = slice_grid(model, cfg, x, y, k, chunks, progress)
                 diagrams, summary = topology_of(grid, cfg, noise)
                 s = Slice(grid, diagrams, summary, noise)
                 log_slice(s, record, cfg, data_meta, f"{arch} slice {k}")
@@ -174,4 +184,11 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
                 d = pairwise_distances([s.diagrams for s in slices], dim)
                 log_metrics({f"h{dim}_bottleneck_between_slices": float(d[np.triu_indices(len(slices), 1)].mean())},
                             prefix="topology/")
-        return run.info.run_id
+    if rank == 0 and not _distributed():
+        clear_workdir("landscape", grid_key(cfg, train_run_id))
+    return run.info.run_id
+
+
+def _distributed() -> bool:
+    """Other ranks may still read their chunks; under torchrun the scratch stays for the next run."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()

@@ -9,7 +9,7 @@ from persist.phases.common import np_hooks
 from persist.data import load_task
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
-from persist.phases.common import model_shape, run_tags, save_model_artifact, workdir
+from persist.phases.common import clear_workdir, model_shape, run_tags, save_model_artifact, workdir
 from persist.plots.training import plot_training
 from persist.tracking import log_figure, log_metrics, phase_run
 from persist.training import evaluate, train
@@ -48,4 +48,5 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
                             epoch=result.best_epoch)
         log_figure(plot_training(result.history, f"{cfg.model.arch} on {cfg.data.dataset} task A"),
                    "figures/training.png")
-        return run.info.run_id
+    clear_workdir("train", key)
+    return run.info.run_id

@@ -9,8 +9,10 @@ exists for the same config hash and upstream run, unfinished, is resumed instead
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -86,6 +88,19 @@ def get_run(run_id: str) -> Run:
         raise UpstreamRunNotFound(f"run '{run_id}' not found in the tracking store {mlflow.get_tracking_uri()}") from None
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an advisory file lock: two workers needing the same phase run take turns, and the second then
+    finds the first one's finished run instead of training the same model into the same scratch files."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def find_finished(phase: str, config_hash: str) -> str | None:
     """A FINISHED run of ``phase`` with this config hash made by the same code version, if any.
 
@@ -99,12 +114,36 @@ def find_finished(phase: str, config_hash: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _resumable(phase: str, tags: dict[str, str]) -> str | None:
-    keys = ("persist.config_hash", "persist.upstream_run_id", "persist.slice", "mlflow.parentRunId")
-    clauses = [f"tags.`persist.phase` = '{phase}'", "attributes.status != 'FINISHED'"]
-    clauses += [f"tags.`{k}` = '{tags[k]}'" for k in keys if k in tags]
-    runs = find_runs(" and ".join(clauses), [_active_experiment_id()])
-    return runs[0].info.run_id if runs else None
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(run: Run) -> bool:
+    """Whether the process that owns a RUNNING run is dead. A live owner is another worker (or this very
+    process); a run owned by another host cannot be judged from here, so it is left alone."""
+    host, _, pid = run.data.tags.get("persist.owner", ":").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _resumable(phase: str, tags: dict[str, str], finished_too: bool = False) -> str | None:
+    """An interrupted run of this phase and identity; with ``finished_too`` also a finished one, but only
+    under the same parent (a resumed landscape run reopens its own slices, never another run's)."""
+    keys = ("persist.config_hash", "persist.upstream_run_id", "persist.slice", "persist.git_sha")
+    keys += ("mlflow.parentRunId",) if finished_too else ()
+    clauses = [f"tags.`persist.phase` = '{phase}'"] + [f"tags.`{k}` = '{tags[k]}'" for k in keys if k in tags]
+    for run in find_runs(" and ".join(clauses), [_active_experiment_id()]):
+        status = run.info.status
+        if (status in ("FAILED", "KILLED") or (status == "RUNNING" and _owner_gone(run))
+                or (finished_too and status == "FINISHED")):
+            return run.info.run_id
+    return None
 
 
 def _active_experiment_id() -> str:
@@ -121,13 +160,16 @@ def phase_run(
     parent_run_id: str | None = None,
     run_name: str | None = None,
     resume: bool = True,
+    reopen_finished: bool = False,
 ) -> Iterator[Run]:
     """Open (attach, resume or create) a phase run, tag it, log its config; FAILED on error.
 
     A nested call opens a child run of the active one. Outside any active run with ``MLFLOW_RUN_ID`` set
-    (``mlflow run``), that run is used.
+    (``mlflow run``), that run is used. With ``resume``, an interrupted run of the same identity (phase,
+    config hash, upstream, slice, code version) whose process is gone is continued; ``reopen_finished``
+    also reopens a finished one (slices of a resumed landscape run), so a rerun duplicates nothing.
     """
-    all_tags = {"persist.phase": phase, **git_state(), **(tags or {})}
+    all_tags = {"persist.phase": phase, **git_state(), **(tags or {}), "persist.owner": OWNER}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     active = mlflow.active_run()
@@ -137,12 +179,15 @@ def phase_run(
         # instead of creating children, and subprocesses (sweep workers) would resume it too
         run_id = os.environ.pop("MLFLOW_RUN_ID")
     elif resume:
-        run_id = _resumable(phase, all_tags)
+        parent = parent_run_id or (active.info.run_id if active is not None else None)
+        identity = {**all_tags, **({"mlflow.parentRunId": parent} if parent else {})}
+        run_id = _resumable(phase, identity, reopen_finished)
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=active is not None,
                            parent_run_id=parent_run_id if run_id is None else None, tags=all_tags)
     try:
         if run_id is not None:
-            mlflow.set_tags(all_tags)
+            parent = parent_run_id or (active.info.run_id if active is not None else None)
+            mlflow.set_tags({**all_tags, **({"mlflow.parentRunId": parent} if parent else {})})  # re-parent
         if cfg is not None:
             _log_config(cfg)
         yield run

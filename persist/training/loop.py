@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from persist.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from persist.config import TrainConfig
 from persist.data import TaskData, iterate_batches
+from persist.errors import ConfigError
 from persist.training.evaluation import evaluate
 from persist.training.hooks import Hook
 
@@ -88,7 +90,21 @@ def train_epoch(
         seen += len(xb)
         for hook in hooks:
             hook.on_step_end(step, model)
-    return {"loss": float(loss_sum) / seen, "accuracy": float(correct) / seen}
+    mean_loss = float(loss_sum) / seen  # the epoch's one host sync
+    if not math.isfinite(mean_loss):
+        raise ConfigError(f"training diverged (non-finite loss) before step {step}; lower train.lr")
+    return {"loss": mean_loss, "accuracy": float(correct) / seen}
+
+
+def _save(path: str | Path | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+          scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, epoch: int,
+          result: TrainResult) -> None:
+    if path is not None:
+        save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), rng=rng_state(generator), epoch=epoch,
+                        best_state=result.best_state, best_epoch=result.best_epoch,
+                        best_val_accuracy=result.best_val_accuracy, history=result.history,
+                        stopped_early=result.stopped_early)
 
 
 def train(
@@ -121,8 +137,8 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], generator)
         result = TrainResult(state["best_state"], state["best_epoch"], state["best_val_accuracy"],
-                             [dict(h) for h in state["history"]])
-        start_epoch = state["epoch"] + 1
+                             [dict(h) for h in state["history"]], state.get("stopped_early", False))
+        start_epoch = cfg.epochs if result.stopped_early else state["epoch"] + 1
     bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress, leave=False)
     for epoch in bar:
         train_metrics = train_epoch(model, optimizer, scheduler, task, cfg, generator, padding, hooks,
@@ -137,15 +153,13 @@ def train(
         bar.set_postfix(val_acc=f"{val['accuracy']:.3f}", loss=f"{train_metrics['loss']:.3f}")
         if log_fn is not None:
             log_fn(metrics, epoch)
-        if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), rng=rng_state(generator), epoch=epoch,
-                            best_state=result.best_state, best_epoch=result.best_epoch,
-                            best_val_accuracy=result.best_val_accuracy, history=result.history)
+        save = functools.partial(_save, checkpoint_path, model, optimizer, scheduler, generator, epoch, result)
+        save()  # before the hooks, so a hook that fails never loses the epoch
         for hook in hooks:
             hook.on_epoch_end(epoch, model, metrics)
         if any(hook.should_stop() for hook in hooks):
             result.stopped_early = True
+            save()  # a resumed run must not train past the stop
             break
     for hook in hooks:
         hook.close()

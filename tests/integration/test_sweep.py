@@ -31,21 +31,23 @@ def run_sweep_with_a_killed_worker(tmp_path: Path, storage: str, tracking: str) 
     import optuna
     from optuna.trial import TrialState
 
+    from persist.sweep import create_study, load_sweep, open_storage
+
     spec_path = tmp_path / "grid.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC))
+    spec = load_sweep(spec_path)
+    create_study(spec, open_storage(storage, spec))
+    create_study(spec, open_storage(storage, spec))  # creating it again enqueues nothing twice
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PERSIST_WORKDIR": str(tmp_path / "work")}
     env.pop("MLFLOW_RUN_ID", None)
     victim = start_worker(spec_path, storage, env)
     deadline = time.time() + 120
-    study = None
+    study = optuna.load_study(study_name="it-grid", storage=storage)
+    assert len(study.get_trials()) == 4
     while time.time() < deadline:  # wait until the victim is inside a trial
-        try:
-            study = optuna.load_study(study_name="it-grid", storage=storage)
-            running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
-            if running and running[0].user_attrs.get("worker", "").endswith(f":{victim.pid}"):
-                break
-        except KeyError:  # the study is not created yet
-            pass
+        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+        if running and running[0].user_attrs.get("worker", "").endswith(f":{victim.pid}"):
+            break
         time.sleep(0.3)
     else:
         victim.kill()
