@@ -18,8 +18,11 @@ from persist.phases.common import phase_lock, run_tags
 from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
 from persist.phases.train import run_train, train_hash
-from persist.tracking import find_finished, phase_run
+from persist.tracking import find_finished, get_run, phase_run, set_tags
 from persist.tracking.runs import experiment_name
+
+
+PHASES = ("train", "landscape", "forgetting")
 
 
 def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:
@@ -49,6 +52,11 @@ def run_architecture(cfg: RunConfig, progress: bool = True) -> ArchitectureRuns:
     """train -> landscape -> forgetting for ``cfg.model`` under one parent run (reused when finished)."""
     out = ArchitectureRuns(cfg.model.arch, cfg.model.width, cfg.seed)
     key = config_hash(cfg, [s for s in RunConfig.__dataclass_fields__ if s not in ("study", "device")])
+    done = find_finished("architecture", key)
+    if done is not None:  # its phase run ids are tags, wherever those runs live
+        tags = get_run(done).data.tags
+        out.run_ids = {"architecture": done, **{p: tags[f"persist.{p}_run_id"] for p in PHASES}}
+        return out
     name = f"{cfg.model.arch}@{cfg.model.width:g}-{cfg.data.dataset}-s{cfg.seed}"
     with phase_run("architecture", cfg, run_tags(cfg, **{"persist.config_hash": key}), run_name=name) as parent:
         out.run_ids["architecture"] = parent.info.run_id
@@ -58,6 +66,7 @@ def run_architecture(cfg: RunConfig, progress: bool = True) -> ArchitectureRuns:
                                                 lambda: run_landscape(cfg, train_id, progress=progress))
         out.run_ids["forgetting"] = reuse_or_run("forgetting", forgetting_hash(cfg, train_id),
                                                  lambda: run_forgetting(cfg, train_id, progress=progress))
+        set_tags({f"persist.{p}_run_id": out.run_ids[p] for p in PHASES})
     return out
 
 
