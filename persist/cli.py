@@ -306,10 +306,14 @@ def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
 @cli.command("models")
 def models_cmd() -> None:
     """List registered architectures with their parameter counts at width 1 (50 classes, 3x32x32)."""
-    from persist.models import list_models
+    import torch
+
+    from persist.models import count_parameters, create_model, list_models
 
     for name in list_models():
-        click.echo(name)
+        with torch.device("meta"):  # shapes only: counting needs no memory or init
+            params = count_parameters(create_model(name, 50, 3, 32, 1.0))
+        click.echo(f"{name:<20} {params:>12,}")
 
 
 def main() -> None:
