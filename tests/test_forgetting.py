@@ -350,3 +350,14 @@ def test_forgetting_figure_draws_each_curve():
     np.testing.assert_array_equal(lines["task A, task-masked"].get_ydata(), [0.8, 0.7, 0.6])
     np.testing.assert_array_equal(lines["task B, class-incremental"].get_xdata(), [0, 10, 30])
     assert ax.get_xscale() == "symlog"
+
+
+def test_a_diverged_point_on_the_path_is_an_infinite_barrier(tasks, task_a_state):
+    task_a, _ = tasks
+    model = fresh_model(task_a, task_a_state)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    end = {k: (v * 1e30 if v.is_floating_point() else v) for k, v in start.items()}  # overflows the logits
+    result = task_barrier(model, start, end, task_a.x_test[:32], task_a.y_test[:32], task_a.num_classes,
+                          num_points=5)
+    assert not np.isfinite(result.loss).all()
+    assert result.barrier == math.inf

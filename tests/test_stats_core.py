@@ -280,3 +280,18 @@ def test_leave_one_out_matches_pingouin_per_fold(method):
         ref = correlate(x[keep], y[keep], method, tuple(c[keep] for c in cov))
         assert infl.folds["r"][i] == pytest.approx(ref.r, abs=1e-10)
         assert infl.folds["p"][i] == pytest.approx(ref.p, rel=1e-6)
+
+
+def test_partial_tests_are_skipped_not_mislabelled_when_a_covariate_is_missing():
+    import pandas as pd
+
+    from persist.stats import run_analysis, spec_from_dict
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"arch": [f"a{i}" for i in range(8)], "h1": rng.normal(size=8), "ret": rng.normal(size=8)})
+    spec = spec_from_dict({"label": "arch", "predictors": ["h1"], "outcomes": ["ret"], "covariates": ["params"],
+                           "methods": ["spearman", "partial_spearman"], "missing_columns": "skip",
+                           "n_permutations": 99, "n_bootstrap": 50})
+    result = run_analysis(table, spec)
+    assert list(result.results["method"]) == ["spearman"]
+    assert any("partial correlations skipped" in note and "params" in note for note in result.notes)

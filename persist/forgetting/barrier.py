@@ -65,6 +65,9 @@ def task_barrier(
     finally:
         if handle is not None:
             handle.remove()
+    if not np.isfinite(path.loss).all():  # a diverged point is an infinite barrier, never a dropped one
+        peak = int(np.argmax(~np.isfinite(path.loss)))
+        return BarrierResult(path.ts, path.loss, path.accuracy, float("inf"), float(path.ts[peak]), logits)
     excess = path.loss - ((1 - path.ts) * path.loss[0] + path.ts * path.loss[-1])
     peak = int(np.argmax(excess))
     return BarrierResult(path.ts, path.loss, path.accuracy, float(max(excess[peak], 0.0)), float(path.ts[peak]), logits)

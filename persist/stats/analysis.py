@@ -59,12 +59,19 @@ def run_analysis(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisResult:
     perms = _permutation_cache(spec)
     subsets = _available_subsets(df, spec, notes)
     partial_covariates = tuple(c for c in spec.covariates if c in present)
+    methods = list(spec.methods)
+    if "partial_spearman" in methods and (not partial_covariates or len(partial_covariates) < len(spec.covariates)):
+        # a "partial" test that controls for fewer covariates than declared would be mislabelled
+        methods.remove("partial_spearman")
+        missing = sorted(set(spec.covariates) - present)
+        notes.append(f"partial correlations skipped: covariate column(s) {', '.join(missing) or '(none declared)'} "
+                     "missing from the table")
     rows, folds = [], []
     for subset in subsets:
         sub = subset_rows(df, spec, subset)
         for outcome in (o for o in spec.outcomes if o in present):
             for predictor in (p for p in spec.predictors if p in present):
-                for method in spec.methods:
+                for method in methods:
                     covariates = partial_covariates if method == "partial_spearman" else ()
                     if predictor in covariates:
                         continue  # a measure cannot be tested while controlling for itself
