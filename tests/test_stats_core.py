@@ -283,8 +283,6 @@ def test_leave_one_out_matches_pingouin_per_fold(method):
 
 
 def test_partial_tests_are_skipped_not_mislabelled_when_a_covariate_is_missing():
-    import pandas as pd
-
     from persist.stats import run_analysis, spec_from_dict
 
     rng = np.random.default_rng(0)
