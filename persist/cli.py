@@ -100,13 +100,19 @@ def train_cmd(preset, overrides, tracking_uri, experiment, device, seed, progres
     click.echo(json.dumps({"phase": "train", "run_id": run_id}))
 
 
-def upstream_config(train_run_id: str, preset: str, overrides: tuple[str, ...], **shortcuts: Any):
-    """A downstream phase inherits data, model, train and seed from its train run; the rest from the preset."""
+def upstream_config(tracking_uri: str | None, train_run_id: str, preset: str, overrides: tuple[str, ...],
+                    **shortcuts: Any):
+    """A downstream phase inherits data, model, train and seed from its train run; the rest from the preset.
+
+    The train run is read before any experiment is selected, so only the experiment the phase logs to
+    is ever created.
+    """
     from dataclasses import replace
 
     from persist.config import from_dict
-    from persist.tracking import get_run, read_json
+    from persist.tracking import get_run, read_json, setup_tracking
 
+    setup_tracking(tracking_uri, None)
     get_run(train_run_id)
     inherited = [o for item in overrides for o in item.split() if o.split("=")[0].split(".")[0] in INHERITED]
     if inherited or shortcuts.pop("seed", None) is not None:
@@ -114,7 +120,9 @@ def upstream_config(train_run_id: str, preset: str, overrides: tuple[str, ...], 
                           "model, train or seed")
     cfg = build_config(preset, overrides, **shortcuts)
     trained = from_dict(read_json(train_run_id, "config/resolved.json"))
-    return replace(cfg, data=trained.data, model=trained.model, train=trained.train, seed=trained.seed)
+    cfg = replace(cfg, data=trained.data, model=trained.model, train=trained.train, seed=trained.seed)
+    start(cfg, tracking_uri)
+    return cfg
 
 
 INHERITED = ("data", "model", "train", "seed")
@@ -136,14 +144,11 @@ def landscape_cmd(preset, overrides, tracking_uri, experiment, device, seed, pro
     """
     from persist.landscape import init_distributed_from_env
     from persist.phases.landscape import run_landscape
-    from persist.tracking import setup_tracking
 
     rank, _ = init_distributed_from_env()
-    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
-    cfg = upstream_config(train_run_id, preset, overrides, **{
+    cfg = upstream_config(tracking_uri, train_run_id, preset, overrides, **{
         "landscape.slices": slices, "landscape.resolution": resolution, "landscape.span": span,
         "landscape.subset": subset, "experiment": experiment, "device": device, "seed": seed})
-    start(cfg, tracking_uri)
     run_id = run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)
     if rank == 0:
         click.echo(json.dumps({"phase": "landscape", "run_id": run_id}))
@@ -159,13 +164,10 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, pr
                    schedule) -> None:
     """Train a task-A model on task B and measure retention of task A (class-incremental and task-masked)."""
     from persist.phases.forgetting import run_forgetting
-    from persist.tracking import setup_tracking
 
-    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
-    cfg = upstream_config(train_run_id, preset, overrides, **{
+    cfg = upstream_config(tracking_uri, train_run_id, preset, overrides, **{
         "forgetting.lr": lr, "forgetting.ewc_lambda": ewc_lambda, "forgetting.schedule": schedule,
         "experiment": experiment, "device": device, "seed": seed})
-    start(cfg, tracking_uri)
     run_id = run_forgetting(cfg, train_run_id, progress=progress)
     click.echo(json.dumps({"phase": "forgetting", "run_id": run_id}))
 
@@ -178,11 +180,9 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, seed, pr
 def np_cmd(preset, overrides, tracking_uri, experiment, device, seed, progress, run_id, checkpoint) -> None:
     """Neural persistence (Rieck et al. 2019) of each layer of a trained model, with weight baselines."""
     from persist.phases.neural_persistence import run_neural_persistence
-    from persist.tracking import setup_tracking
 
-    setup_tracking(tracking_uri, build_config(preset, overrides).experiment)
-    cfg = upstream_config(run_id, preset, overrides, **{"experiment": experiment, "device": device, "seed": seed})
-    start(cfg, tracking_uri)
+    cfg = upstream_config(tracking_uri, run_id, preset, overrides,
+                          **{"experiment": experiment, "device": device, "seed": seed})
     new_id, values = run_neural_persistence(cfg, run_id, checkpoint)
     click.echo(json.dumps({"phase": "neural_persistence", "run_id": new_id,
                            "np/mean_normalized": values["np/mean_normalized"]}))
@@ -295,7 +295,7 @@ def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
 
     The study must exist: `persist sweep` creates it (and enqueues its grid) once.
     """
-    from persist.sweep import create_study, load_sweep, open_storage, work
+    from persist.sweep import load_sweep, work
     from persist.tracking import setup_tracking
 
     spec = load_sweep(spec_path)

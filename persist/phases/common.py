@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from persist.checkpoint import load_checkpoint, save_checkpoint
 from persist.config import RunConfig, from_dict
+from persist.data import TaskData, load_task
 from persist.models import create_model
 from persist.tracking import download_artifact, get_run, read_json
 from persist.tracking.artifacts import log_checkpoint
@@ -33,6 +34,10 @@ def np_hooks(cfg: RunConfig, every: int, patience: int = 0, burn_in: int = 0) ->
     return hooks
 
 
+def scratch_root() -> Path:
+    return Path(os.environ.get("PERSIST_WORKDIR", ".persist"))
+
+
 def workdir(phase: str, key: str) -> Path:
     """Local scratch for resumable state, keyed by phase, config hash and code version.
 
@@ -40,7 +45,7 @@ def workdir(phase: str, key: str) -> Path:
     The scratch of a finished phase is removed (:func:`clear_workdir`), so it never feeds a later run.
     """
     sha = git_state()["persist.git_sha"][:10]
-    path = Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / phase / f"{key}-{sha}"
+    path = scratch_root() / phase / f"{key}-{sha}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -51,7 +56,13 @@ def clear_workdir(phase: str, key: str) -> None:
 
 def phase_lock(phase: str, key: str):
     """Exclusive access to one phase x key across the processes that share ``PERSIST_WORKDIR``."""
-    return exclusive(Path(os.environ.get("PERSIST_WORKDIR", ".persist")) / "locks" / f"{phase}-{key}.lock")
+    return exclusive(scratch_root() / "locks" / f"{phase}-{key}.lock")
+
+
+def task_of(cfg: RunConfig, task: str, device: torch.device) -> TaskData:
+    """Task ``A`` or ``B`` exactly as the config's train run split it (same seed, same validation split)."""
+    d = cfg.data
+    return load_task(d.dataset, task, d.data_dir, d.val_fraction, cfg.seed, d.download).to(device)
 
 
 def run_tags(cfg: RunConfig, **extra: str) -> dict[str, str]:

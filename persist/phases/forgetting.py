@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from persist.config import RunConfig, config_hash
-from persist.data import load_task
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
-from persist.phases.common import clear_workdir, load_trained_model, np_hooks, model_shape, run_tags, save_model_artifact, workdir
+from persist.phases.common import (clear_workdir, load_trained_model, model_shape, np_hooks, run_tags,
+                                   save_model_artifact, task_of, workdir)
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
@@ -24,8 +24,7 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
     device = resolve_device(cfg.device)
     model, train_cfg = load_trained_model(train_run_id, device)
     data = train_cfg.data
-    task_a = load_task(data.dataset, "A", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
-    task_b = load_task(data.dataset, "B", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
+    task_a, task_b = task_of(train_cfg, "A", device), task_of(train_cfg, "B", device)
     f = cfg.forgetting
     key = forgetting_hash(cfg, train_run_id)
     tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})

@@ -17,12 +17,12 @@ import torch
 import torch.nn as nn
 
 from persist.config import RunConfig, config_hash
-from persist.data import TaskData, load_task
+from persist.data import TaskData
 from persist.devices import resolve_device
 from persist.errors import ConfigError
 from persist.landscape import LandscapeGrid, evaluate_grid, random_directions
 from persist.landscape.resume import tensor_digest
-from persist.phases.common import clear_workdir, load_trained_model, run_tags, workdir
+from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram
 from persist.topology import (NoiseFloor, aggregate_summaries, grid_baselines, h0_zero_birth_total,
@@ -148,7 +148,7 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
     model, train_cfg = load_trained_model(train_run_id, device)
     model.eval()
     data = train_cfg.data
-    task = load_task(data.dataset, "A", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
+    task = task_of(train_cfg, "A", device)
     x, y = evaluation_data(task, cfg.landscape.split, cfg.landscape.subset)
     data_meta = {"dataset": data.dataset, "task": "A", "split": cfg.landscape.split, "size": len(x),
                  "sha256": tensor_digest([x, y])}

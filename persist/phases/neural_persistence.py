@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from persist.config import RunConfig
-from persist.data import load_task
 from persist.devices import resolve_device
 from persist.neural_persistence import conv_input_sizes, neural_persistence
-from persist.phases.common import load_trained_model, run_tags
+from persist.phases.common import load_trained_model, run_tags, task_of
 from persist.plots.neural_persistence import plot_np_layers
 from persist.tracking import log_figure, log_json, log_metrics, phase_run
 
@@ -15,8 +14,7 @@ def run_neural_persistence(cfg: RunConfig, run_id: str, checkpoint: str = "best"
     """NP of the model in ``checkpoints/<checkpoint>.pt`` of ``run_id``; returns the new run id and values."""
     device = resolve_device(cfg.device)
     model, train_cfg = load_trained_model(run_id, device, checkpoint)
-    data = train_cfg.data
-    task = load_task(data.dataset, "A", data.data_dir, data.val_fraction, train_cfg.seed, data.download).to(device)
+    task = task_of(train_cfg, "A", device)
     sizes = conv_input_sizes(model, task.x_val[:1])  # exact unrolled convolutions at the data's feature-map sizes
     values = neural_persistence(model, p=cfg.neural_persistence.p, per_head=cfg.neural_persistence.per_head,
                                 conv_input_sizes=sizes)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 
 from persist.config import RunConfig, config_hash
-from persist.phases.common import np_hooks
-from persist.data import load_task
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
-from persist.phases.common import clear_workdir, model_shape, run_tags, save_model_artifact, workdir
+from persist.phases.common import clear_workdir, model_shape, np_hooks, run_tags, save_model_artifact, task_of, workdir
 from persist.plots.training import plot_training
 from persist.tracking import log_figure, log_metrics, phase_run
 from persist.training import evaluate, train
@@ -25,8 +23,7 @@ def train_hash(cfg: RunConfig) -> str:
 def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool = True) -> str:
     """Train on task A and log metrics, the best checkpoint and curves; returns the run id."""
     device = resolve_device(cfg.device)
-    task = load_task(cfg.data.dataset, "A", cfg.data.data_dir, cfg.data.val_fraction, cfg.seed,
-                     cfg.data.download).to(device)
+    task = task_of(cfg, "A", device)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model.arch, task.num_classes, task.in_channels, task.image_size, cfg.model.width)
     model.to(device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -35,17 +36,22 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def setup_tracking(uri: str | None, experiment: str) -> str:
-    """Point MLflow at ``uri`` and select ``experiment`` unless ``mlflow run`` already chose the run."""
+def setup_tracking(uri: str | None, experiment: str | None) -> str:
+    """Point MLflow at ``uri`` and select ``experiment`` (if given) unless ``mlflow run`` already chose the run."""
     resolved = resolve_tracking_uri(uri)
     mlflow.set_tracking_uri(resolved)
-    if not os.environ.get("MLFLOW_RUN_ID"):
+    if experiment is not None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment)
     return resolved
 
 
+@functools.lru_cache(maxsize=1)
 def git_state() -> dict[str, str]:
-    """Commit and dirtiness of the source tree, for lineage tags (MLflow records no dirtiness)."""
+    """Commit and dirtiness of the source tree, for lineage tags (MLflow records no dirtiness).
+
+    Read once per process: the code that runs is the code that was imported, and every run, scratch
+    directory and reuse lookup asks for it (two git subprocesses each time otherwise). Do not mutate.
+    """
     root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
