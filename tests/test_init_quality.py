@@ -109,7 +109,7 @@ def test_parse_scheme():
 def test_slice_directions_are_filter_normalized(net):
     w0 = draw_inits(net, InitScheme("normal", 0.7), 3, seeded_generator(3, 0))
     d = slice_directions(net, w0, 2, seeded_generator(3, 1))
-    for sl, shape in zip(net.slices, net.shapes):
+    for sl, shape in zip(net.slices, net.shapes, strict=True):
         if len(shape) == 1:
             assert d[..., sl].abs().max() == 0
             continue

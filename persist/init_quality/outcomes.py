@@ -60,7 +60,7 @@ def train_inits(
             loss = net.losses(w, xb, yb).sum()  # rows stay independent
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip_norm > 0:
+            if cfg.clip_norm > 0 and w.grad is not None:
                 _clip_rows_(w.grad, cfg.clip_norm)
             opt.step()
     return w.detach()

@@ -19,6 +19,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ from persist.landscape.resume import atomic_write
 # --- files ---------------------------------------------------------------------------------------
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+def _save_npz(path: Path, **arrays: Any) -> None:
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
@@ -193,7 +194,7 @@ def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[s
     _save_npz(workdir / "features.npz", table=np.column_stack([columns[n] for n in names]), names=np.array(names),
               scheme=inits["scheme"], **{f"betti_{k}": v for k, v in curves.items()}, **thresholds)
     pooled = fidelity(np.log(real).ravel(), np.log(surr).ravel())
-    within = [fidelity(r, s)["spearman"] for r, s in zip(real, surr)]
+    within = [fidelity(r, s)["spearman"] for r, s in zip(real, surr, strict=True)]
     return {
         "local/surrogate_r2_pooled": pooled["r2"],
         "local/surrogate_spearman_pooled": pooled["spearman"],

@@ -49,11 +49,16 @@ class SurrogateConfig:
 class Surrogate(nn.Module):
     """MLP on z-scored inputs predicting a z-scored target; returns the target in its own units."""
 
+    x_mean: Tensor  # buffers: the training split's input and target statistics
+    x_std: Tensor
+    t_mean: Tensor
+    t_std: Tensor
+
     def __init__(self, n_inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
         widths = (n_inputs, *hidden)
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.GELU()]
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         for name in ("x_mean", "x_std"):

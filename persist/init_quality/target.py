@@ -73,13 +73,13 @@ class TargetNetwork:
     def slices(self) -> tuple[slice, ...]:
         """Where each named tensor lives in the flat vector (same order as ``named_parameters``)."""
         stops = np.cumsum(self.sizes).tolist()
-        return tuple(slice(stop - size, stop) for stop, size in zip(stops, self.sizes))
+        return tuple(slice(stop - size, stop) for stop, size in zip(stops, self.sizes, strict=True))
 
     def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
         """Views into ``flat`` shaped like the module's parameters; works under vmap and autograd."""
-        chunks = torch.split(flat, self.sizes, dim=-1)
+        chunks = torch.split(flat, list(self.sizes), dim=-1)
         lead = flat.shape[:-1]
-        return {n: c.reshape(*lead, *s) for n, c, s in zip(self.names, chunks, self.shapes)}
+        return {n: c.reshape(*lead, *s) for n, c, s in zip(self.names, chunks, self.shapes, strict=True)}
 
     def logits(self, flat: Tensor, x: Tensor) -> Tensor:
         """Forward pass for one parameter vector (vmap this for a batch of vectors)."""
@@ -110,7 +110,7 @@ class TargetNetwork:
         """
         p = self.unflatten(params)
         weights = [n for n in self.names if n.endswith("weight")]
-        for w, w_next in zip(weights[:-1], weights[1:]):
+        for w, w_next in zip(weights[:-1], weights[1:], strict=True):
             b = w.removesuffix("weight") + "bias"
             perm = torch.rand(params.shape[0], p[w].shape[1], generator=generator).argsort(dim=1).to(params.device)
             p[w] = p[w].gather(1, perm[:, :, None].expand_as(p[w]))
@@ -126,7 +126,7 @@ def build_target(widths: tuple[int, ...] = (64, 16, 10), activation: str = "relu
     if activation not in ACTIVATIONS:
         raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         if i:
             layers.append(ACTIVATIONS[activation]())
         layers.append(nn.Linear(fan_in, fan_out))
