@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-.PHONY: demo test install ui bench
+.PHONY: demo test install ui bench lint
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -29,3 +29,7 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check persist
+	$(VENV)/bin/mypy

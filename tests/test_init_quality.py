@@ -10,20 +10,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch.nn.utils import vector_to_parameters
 
 from persist.errors import ConfigError, DataError
-from persist.init_quality import InitQualityConfig, run_all, run_stage
+from persist.init_quality import InitQualityConfig
 from persist.init_quality.geometry import gradient_norms, hessian_traces
-from persist.init_quality.local_topology import (
-    TopologyConfig,
-    betti_curve,
-    graph_sublevel_diagrams,
-    knn_edges,
-    local_features,
-    persistence_entropy,
-)
-from persist.init_quality.outcomes import TrainingConfig, train_inits
+from persist.init_quality.local_topology import LocalTopologyConfig, diagram_summary, local_features
+from persist.init_quality.outcomes import InitTrainingConfig, train_inits
 from persist.init_quality.prediction import PredictionConfig, compare, score_feature_sets, verdict
 from persist.init_quality.samples import (
     InitScheme,
@@ -34,6 +28,8 @@ from persist.init_quality.samples import (
 )
 from persist.init_quality.surrogate import SurrogateConfig, fit_surrogate
 from persist.init_quality.target import DigitsTask, build_target, load_digits_task
+from persist.phases.init_quality import run_all, run_stage, stage_figures
+from persist.topology.point_cloud import graph_sublevel_diagrams, knn_edges
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +39,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def task():
-    return load_digits_task(seed=0, test_fraction=0.3)
+    return load_digits_task()
 
 
 def _finite_bars(diagram: np.ndarray) -> set[tuple[float, float]]:
@@ -77,6 +73,7 @@ def test_hidden_unit_permutation_keeps_every_loss(net, task):
 
 def test_digits_split_is_standardized_on_train_only(task):
     assert task.x_train.shape[1] == 64 and len(task.y_train) + len(task.y_test) == 1797
+    assert len(task.y_test) == 450 and set(task.y_test.tolist()) == set(range(10))  # persist.data's 25 % split
     assert task.x_train.mean(0).abs().max() < 1e-5
     assert abs(task.x_test.mean().item()) > 1e-4  # test set not re-centred with its own statistics
 
@@ -112,7 +109,7 @@ def test_parse_scheme():
 def test_slice_directions_are_filter_normalized(net):
     w0 = draw_inits(net, InitScheme("normal", 0.7), 3, seeded_generator(3, 0))
     d = slice_directions(net, w0, 2, seeded_generator(3, 1))
-    for sl, shape in zip(net.slices, net.shapes):
+    for sl, shape in zip(net.slices, net.shapes, strict=True):
         if len(shape) == 1:
             assert d[..., sl].abs().max() == 0
             continue
@@ -149,11 +146,15 @@ def test_knn_edges_on_an_irregular_line():
     assert knn_edges(points, 1).tolist() == [[0, 1], [1, 2], [2, 3], [3, 4]]
 
 
-def test_betti_curve_and_entropy_known_values():
-    diagram = np.array([[0.0, 2.0], [1.0, np.inf]])
-    assert betti_curve(diagram, np.array([-1, 0, 0.5, 1, 2, 3])).tolist() == [0, 1, 1, 2, 1, 1]
-    assert persistence_entropy(np.array([1.0, 1.0])) == pytest.approx(math.log(2))
-    assert persistence_entropy(np.array([3.0])) == 0.0
+def test_diagram_summary_known_values():
+    # two unit bars, a zero-length one (counted, no share of the entropy) and an essential one (curve only)
+    diagram = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 2.0], [0.5, np.inf]])
+    stats, curve = diagram_summary(diagram, np.array([-1, 0, 0.5, 1, 2, 3]))
+    assert curve.tolist() == [0, 1, 2, 2, 1, 1]
+    assert stats["n_bars"] == 3 and stats["total"] == 2.0 and stats["max"] == 1.0
+    assert stats["entropy"] == pytest.approx(math.log(2))
+    assert stats["betti_peak"] == 2 and stats["betti_peak_at"] == 0.5
+    assert diagram_summary(np.array([[0.0, 3.0]]), np.array([0.0]))[0]["entropy"] == 0.0
 
 
 def test_double_well_gives_the_known_basin_bar():
@@ -163,7 +164,7 @@ def test_double_well_gives_the_known_basin_bar():
     f = (x**2 - 1) ** 2 + 0.3 * x
     right_min = f[x > 0].min()
     barrier = f[(x > x[np.argmin(f)]) & (x < x[x > 0][np.argmin(f[x > 0])])].max()
-    feats = local_features(x[:, None], f, TopologyConfig(knn=2)).features
+    feats = local_features(x[:, None], f, LocalTopologyConfig(knn=2)).features
     assert feats["sublevel_h0_n_bars"] == 1
     assert feats["sublevel_h0_max"] == pytest.approx((barrier - right_min) / f.std())
     assert feats["sublevel_h1_n_bars"] == 0
@@ -173,7 +174,7 @@ def test_features_follow_the_samples_not_their_order():
     rng = np.random.default_rng(0)
     coords = rng.normal(size=(80, 2))
     losses = np.sin(3 * coords[:, 0]) + np.cos(2 * coords[:, 1]) + 0.3 * coords[:, 0] ** 2
-    cfg = TopologyConfig(knn=6)
+    cfg = LocalTopologyConfig(knn=6)
     base = local_features(coords, losses, cfg).features
     perm = rng.permutation(80)
     same = local_features(coords[perm], losses[perm], cfg).features
@@ -234,7 +235,7 @@ def test_training_rows_together_equals_each_alone(net, task):
     small = DigitsTask(task.x_train[:200], task.y_train[:200], task.x_test, task.y_test)
     inits = torch.cat([draw_inits(net, InitScheme("normal", s), 1, seeded_generator(5, i))
                        for i, s in enumerate((0.05, 1.0, 3.0))])  # 3.0 triggers the per-row clip
-    cfg = TrainingConfig(epochs=2, batch_size=50, clip_norm=1.0)
+    cfg = InitTrainingConfig(epochs=2, batch_size=50, clip_norm=1.0)
     together = train_inits(net, inits, small, cfg, torch.Generator().manual_seed(0))
     for i in range(3):
         alone = train_inits(net, inits[i:i + 1], small, cfg, torch.Generator().manual_seed(0))
@@ -272,7 +273,7 @@ def _tiny() -> InitQualityConfig:
         local_points=24,
         hutchinson_probes=2,
         surrogate=SurrogateConfig(hidden=(32,), epochs=3),
-        training=TrainingConfig(epochs=1),
+        training=InitTrainingConfig(epochs=1),
         prediction=PredictionConfig(outer_folds=3, inner_folds=2, seeds=2, forest_trees=10,
                                     forest_leaf_grid=(2,), importance_repeats=2),
     )
@@ -285,7 +286,10 @@ def test_all_stages_run_end_to_end(tmp_path):
     for name in ("samples.npz", "inits.npz", "surrogate.pt", "local.npz", "features.npz", "outcomes.npz",
                  "prediction.json", "report.md", *(f"stage{s}.json" for s in range(1, 6))):
         assert (tmp_path / name).stat().st_size > 0, name
-    assert len(list((tmp_path / "figures").glob("*.png"))) >= 6
+    figures = {name: fig for stage in range(1, 6) for name, fig in stage_figures(stage, _tiny(), tmp_path).items()}
+    assert {"initial_loss_by_scheme", "surrogate_fit", "betti_curves", "local_landscape", "test_loss_by_scheme",
+            "prediction_scores", "importance_ridge"} <= set(figures)
+    assert all(isinstance(fig, Figure) and fig.axes for fig in figures.values())
     local = np.load(tmp_path / "local.npz")
     assert local["coords"].shape == (12, 24, 2) and local["real"].shape == local["surrogate"].shape == (12, 24)
     report = (tmp_path / "report.md").read_text()
@@ -308,3 +312,18 @@ def test_config_rejects_bad_values():
         PredictionConfig(models=("svm",))
     with pytest.raises(ConfigError, match="schemes entry 'he:2'"):
         InitQualityConfig(schemes=("he:2",))
+
+
+def test_phase_logs_metrics_and_figures_and_reuses_a_finished_stage(tracking):
+    from mlflow.tracking import MlflowClient
+
+    from persist.phases.init_quality import run_init_quality
+
+    run_id, metrics = run_init_quality(_tiny(), [1], progress=False)
+    again_id, again = run_init_quality(_tiny(), [1], progress=False)  # read back from stage1.json
+    assert again == metrics and again_id != run_id
+    client = MlflowClient()
+    logged = client.get_run(again_id).data.metrics
+    assert logged["init_quality/samples/n_inits"] == 12
+    figures = [a.path for a in client.list_artifacts(again_id, "init_quality/figures")]
+    assert figures == ["init_quality/figures/initial_loss_by_scheme.png"]

@@ -1,6 +1,7 @@
 """Initialization quality: predict how well an init trains from the topology of its local landscape.
 
-Five stages, each a plain function of a config and a workdir (see :mod:`persist.init_quality.study`):
+Five stages, each a plain function of a config and a workdir (see :mod:`persist.init_quality.study`;
+:mod:`persist.phases.init_quality` runs, resumes and logs them and draws the figures):
 1. (parameter vector, loss) pairs across init schemes, evaluated with vmap;
 2. a surrogate loss predictor with group-held-out fidelity;
 3. local landscapes around each init (real and surrogate loss), their persistent homology and baselines;
@@ -9,37 +10,30 @@ Five stages, each a plain function of a config and a workdir (see :mod:`persist.
 """
 
 from persist.init_quality.config import InitQualityConfig
-from persist.init_quality.local_topology import (
-    TopologyConfig,
-    graph_sublevel_diagrams,
-    knn_edges,
-    local_features,
-)
-from persist.init_quality.outcomes import TrainingConfig, train_inits
+from persist.init_quality.local_topology import LocalTopologyConfig, local_features
+from persist.init_quality.outcomes import InitTrainingConfig, train_inits
 from persist.init_quality.prediction import PredictionConfig, score_feature_sets
 from persist.init_quality.samples import InitScheme, draw_inits, parse_scheme
-from persist.init_quality.study import run_all, run_stage
+from persist.init_quality.study import STAGES, UPSTREAM
 from persist.init_quality.surrogate import SurrogateConfig, fit_surrogate
 from persist.init_quality.target import TargetNetwork, build_target, load_digits_task
 
 __all__ = [
     "InitQualityConfig",
     "InitScheme",
+    "InitTrainingConfig",
+    "LocalTopologyConfig",
     "PredictionConfig",
     "SurrogateConfig",
     "TargetNetwork",
-    "TopologyConfig",
-    "TrainingConfig",
+    "STAGES",
+    "UPSTREAM",
     "build_target",
     "draw_inits",
     "fit_surrogate",
-    "graph_sublevel_diagrams",
-    "knn_edges",
     "load_digits_task",
     "local_features",
     "parse_scheme",
-    "run_all",
-    "run_stage",
     "score_feature_sets",
     "train_inits",
 ]

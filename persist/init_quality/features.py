@@ -39,7 +39,7 @@ def baseline_features(
         "log_gradient_norm": np.log(grad_norm + 1e-12),
         "hessian_trace_slog": np.sign(trace) * np.log1p(np.abs(trace)),
     }
-    weights = [sl for sl, shape in zip(net.slices, net.shapes) if len(shape) == 2]
+    weights = [sl for sl, shape in zip(net.slices, net.shapes, strict=True) if len(shape) == 2]
     for i, sl in enumerate(weights):
         cols[f"log_weight_norm_{i}"] = torch.log(w0[:, sl].norm(dim=1) + 1e-12).cpu().numpy()
     return {k: v.astype(np.float64) for k, v in cols.items()}

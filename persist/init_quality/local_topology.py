@@ -30,19 +30,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gudhi
 import numpy as np
-from ripser import ripser
-from sklearn.neighbors import NearestNeighbors
 
 from persist.errors import ConfigError, DataError
+from persist.topology import betti_curve, lifetimes, persistence_entropy
+from persist.topology.point_cloud import graph_sublevel_diagrams, knn_edges, rips_diagrams
 
 FILTRATIONS = ("sublevel", "rips")
 STATS = ("n_bars", "total", "max", "mean", "std", "entropy", "betti_peak", "betti_peak_at")
 
 
 @dataclass(frozen=True)
-class TopologyConfig:
+class LocalTopologyConfig:
     knn: int = 8  # neighbours per sample in the sublevel complex's graph
     clique_dim: int = 2  # 2: fill kNN triangles (H1 = loops around ridges); 1: the bare graph
     betti_points: int = 64  # resolution of Betti curves
@@ -71,64 +70,17 @@ def feature_names() -> list[str]:
     return [f"{f}_h{d}_{s}" for f in FILTRATIONS for d in (0, 1) for s in STATS]
 
 
-def knn_edges(points: np.ndarray, k: int) -> np.ndarray:
-    """Undirected edges (m, 2), i < j, of the symmetric k-nearest-neighbour graph (union of both ways)."""
-    k = min(k, len(points) - 1)
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
-    pairs = np.stack([np.repeat(np.arange(len(points)), k), idx[:, 1:].ravel()], axis=1)
-    return np.unique(np.sort(pairs, axis=1), axis=0)
-
-
-def graph_sublevel_diagrams(values: np.ndarray, edges: np.ndarray, clique_dim: int = 2) -> list[np.ndarray]:
-    """H0 and H1 diagrams of the lower-star filtration of ``values`` on a graph's clique complex.
-
-    Vertex i is born at values[i], an edge at the max of its endpoints, and (``clique_dim=2``) each
-    triangle of the graph at the max of its edges, which is what ``SimplexTree.expansion`` assigns.
-    Each diagram is (n_bars, 2) float64 with ``inf`` deaths for essential classes.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    st = gudhi.SimplexTree()
-    st.insert_batch(np.arange(len(values))[None, :], values)
-    st.insert_batch(edges.T, np.maximum(values[edges[:, 0]], values[edges[:, 1]]))
-    if clique_dim == 2:
-        st.expansion(2)
-    st.compute_persistence(persistence_dim_max=True)  # else the bare graph (dim 1) reports no H1
-    return [st.persistence_intervals_in_dimension(d).reshape(-1, 2) for d in (0, 1)]
-
-
-def rips_diagrams(cloud: np.ndarray) -> list[np.ndarray]:
-    """H0 and H1 Vietoris-Rips diagrams of a point cloud (n, d)."""
-    return [d.astype(np.float64) for d in ripser(cloud, maxdim=1)["dgms"]]
-
-
-def betti_curve(diagram: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Number of bars alive at each threshold t: birth <= t < death (essential bars included)."""
-    b, d = diagram[:, :1], diagram[:, 1:]
-    return ((b <= thresholds) & (thresholds < d)).sum(axis=0).astype(np.float64)
-
-
-def persistence_entropy(lifetimes: np.ndarray) -> float:
-    """Shannon entropy of the lifetimes as a distribution; 0 with fewer than two bars."""
-    total = lifetimes.sum()
-    if len(lifetimes) < 2 or total <= 0:
-        return 0.0
-    p = lifetimes[lifetimes > 0] / total
-    return float(-(p * np.log(p)).sum())
-
-
 def diagram_summary(diagram: np.ndarray, thresholds: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     """Lifetime statistics of the finite bars, entropy, and the Betti curve with its peak."""
-    life = np.diff(diagram, axis=1).ravel()
-    life = life[np.isfinite(life)]
-    curve = betti_curve(diagram, thresholds)
+    life = lifetimes(diagram)
+    curve = betti_curve(diagram, thresholds).astype(np.float64)
     stats = {
         "n_bars": float(len(life)),
         "total": float(life.sum()),
         "max": float(life.max(initial=0.0)),
         "mean": float(life.mean()) if len(life) else 0.0,
         "std": float(life.std()) if len(life) else 0.0,
-        "entropy": persistence_entropy(life),
+        "entropy": persistence_entropy(diagram[np.diff(diagram, axis=1).ravel() > 0]),  # 0-length bars: no share
         "betti_peak": float(curve.max()),
         "betti_peak_at": float(thresholds[curve.argmax()]),
     }
@@ -148,7 +100,7 @@ class LocalTopology:
     diagrams: dict[str, np.ndarray]  # "sublevel_h0" etc. -> (n_bars, 2)
 
 
-def local_features(coords: np.ndarray, losses: np.ndarray, cfg: TopologyConfig) -> LocalTopology:
+def local_features(coords: np.ndarray, losses: np.ndarray, cfg: LocalTopologyConfig) -> LocalTopology:
     """Topological features of one local landscape; invariant to the order of the (aligned) samples."""
     coords = np.asarray(coords, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)

@@ -14,12 +14,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from persist.data import iterate_batches
 from persist.errors import ConfigError
 from persist.init_quality.target import DigitsTask, TargetNetwork
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class InitTrainingConfig:
     epochs: int = 20
     lr: float = 0.05
     momentum: float = 0.9
@@ -47,20 +48,19 @@ def train_inits(
     net: TargetNetwork,
     inits: Tensor,
     task: DigitsTask,
-    cfg: TrainingConfig,
+    cfg: InitTrainingConfig,
     generator: torch.Generator,
     progress: bool = False,
 ) -> Tensor:
     """Minibatch SGD with momentum from every row of ``inits`` (N, P); returns the final rows."""
     w = inits.detach().clone().to(task.x_train.device).requires_grad_(True)
     opt = torch.optim.SGD([w], lr=cfg.lr, momentum=cfg.momentum)
-    n = len(task.y_train)
     for _ in tqdm(range(cfg.epochs), desc="train inits", disable=not progress, leave=False):
-        for idx in torch.randperm(n, generator=generator).to(w.device).split(cfg.batch_size):
-            loss = net.losses(w, task.x_train[idx], task.y_train[idx]).sum()  # rows stay independent
+        for xb, yb in iterate_batches(task.x_train, task.y_train, cfg.batch_size, generator, shuffle=True):
+            loss = net.losses(w, xb, yb).sum()  # rows stay independent
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip_norm > 0:
+            if cfg.clip_norm > 0 and w.grad is not None:
                 _clip_rows_(w.grad, cfg.clip_norm)
             opt.step()
     return w.detach()

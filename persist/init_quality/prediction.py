@@ -107,7 +107,7 @@ def nested_cv(
         r2.append(r2_score(y, pred))
         rho.append(_spearman(y, pred))
     n_fits = cfg.seeds * cfg.outer_folds
-    imp = {c: float(v / n_fits) for c, v in zip(columns, drops)} if importance else {}
+    imp = {c: float(v / n_fits) for c, v in zip(columns, drops, strict=True)} if importance else {}
     return np.array(r2), np.array(rho), imp
 
 

@@ -84,7 +84,7 @@ def draw_inits(net: TargetNetwork, scheme: InitScheme, n: int, generator: torch.
     """n flat initializations (n, P) on the CPU; weight matrices from ``scheme``, biases zero."""
     parts = [
         _draw_weight(scheme, n, shape, generator).reshape(n, -1) if len(shape) == 2 else torch.zeros(n, size)
-        for shape, size in zip(net.shapes, net.sizes)
+        for shape, size in zip(net.shapes, net.sizes, strict=True)
     ]
     return torch.cat(parts, dim=1)
 
@@ -93,7 +93,7 @@ def slice_directions(net: TargetNetwork, w0: Tensor, dim: int, generator: torch.
     """(B, dim, P) Gaussian directions, filter-normalized against each row of w0 (B, P)."""
     d = torch.randn(w0.shape[0], dim, net.n_params, generator=generator).to(w0)
     out = torch.zeros_like(d)
-    for sl, shape in zip(net.slices, net.shapes):
+    for sl, shape in zip(net.slices, net.shapes, strict=True):
         if len(shape) != 2:
             continue  # bias directions stay zero
         rows_d = d[..., sl].unflatten(-1, shape)  # (B, dim, out, in)

@@ -1,6 +1,8 @@
-"""Run the five stages of the initialization-quality study, each reading and writing files in a workdir.
+"""The five stages of the initialization-quality study, each reading and writing files in a workdir.
 
-Stage outputs (all under ``workdir``), so the tracking layer can log them as artifacts:
+Which stages run, resuming and logging are the wiring's business (:mod:`persist.phases.init_quality`),
+and so are the figures, drawn there from these files. Stage outputs (all under ``workdir``), so the
+tracking layer can log them as artifacts:
 
 1. ``samples.npz`` (surrogate pool: params, losses, scheme, group), ``inits.npz`` (study inits)
 2. ``surrogate.pt``, ``surrogate_test.npz``
@@ -8,25 +10,23 @@ Stage outputs (all under ``workdir``), so the tracking layer can log them as art
 4. ``outcomes.npz`` (final train/test loss, test accuracy per init)
 5. ``prediction.json``, ``report.md``
 
-plus ``stage<k>.json`` (metrics and the resolved config) and ``figures/*.png``.
+plus ``stage<k>.json`` (metrics and the resolved config, :func:`write_record`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from persist.errors import ConfigError, DataError
+from persist.errors import DataError
 from persist.init_quality.config import InitQualityConfig
 from persist.init_quality.features import (
     BASELINE_SETS,
@@ -51,31 +51,17 @@ from persist.init_quality.samples import (
 )
 from persist.init_quality.surrogate import Surrogate, fidelity, fit_surrogate, load_surrogate, save_surrogate
 from persist.init_quality.target import DigitsTask, TargetNetwork, build_target, load_digits_task
-from persist.plots import init_quality as plots
+from persist.landscape.resume import atomic_write
 
 # --- files ---------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    _atomic(path, write)
+def _save_npz(path: Path, **arrays: Any) -> None:
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _save_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text))
-
-
-def _save_figure(workdir: Path, name: str, fig: Figure) -> None:
-    fig.savefig(workdir / "figures" / f"{name}.png", dpi=110)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _require(workdir: Path, name: str, stage: int) -> Path:
@@ -85,20 +71,30 @@ def _require(workdir: Path, name: str, stage: int) -> Path:
     return path
 
 
-def _load(workdir: Path, name: str, stage: int) -> dict[str, np.ndarray]:
+def load_output(workdir: Path, name: str, stage: int) -> dict[str, np.ndarray]:
+    """The arrays of ``name`` (e.g. ``inits.npz``), which stage ``stage`` writes; DataError when it has not run."""
     with np.load(_require(workdir, name, stage)) as data:
         return dict(data)
 
 
-def _config_dict(cfg: InitQualityConfig) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples -> lists, as read back from JSON
+def config_dict(cfg: InitQualityConfig) -> dict:
+    """The config as it reads back from a stage record (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def _check_upstream(workdir: Path, cfg: InitQualityConfig, stage: int) -> None:
-    """Warn (not fail: later-stage settings may differ on purpose) when inputs came from another config."""
-    path = workdir / f"stage{stage}.json"
-    if path.exists() and json.loads(path.read_text()).get("config") != _config_dict(cfg):
-        warnings.warn(f"stage {stage} outputs in {workdir} were made with a different config", stacklevel=3)
+def record_path(workdir: Path, stage: int) -> Path:
+    """``stage<k>.json``: written last and atomically, so its presence means the stage finished."""
+    return Path(workdir) / f"stage{stage}.json"
+
+
+def write_record(workdir: Path, stage: int, metrics: dict[str, float], cfg: InitQualityConfig) -> None:
+    _save_text(record_path(workdir, stage), json.dumps({"metrics": metrics, "config": config_dict(cfg)}, indent=1))
+
+
+def read_record(workdir: Path, stage: int) -> dict | None:
+    """A finished stage's ``{"metrics", "config"}``; None when it has not finished."""
+    path = record_path(workdir, stage)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 # --- shared setup ----------------------------------------------------------------------------------
@@ -106,10 +102,10 @@ def _check_upstream(workdir: Path, cfg: InitQualityConfig, stage: int) -> None:
 
 def _target(cfg: InitQualityConfig) -> tuple[TargetNetwork, DigitsTask]:
     net = build_target((64, *cfg.target_hidden, 10), cfg.target_activation)
-    return net, load_digits_task(cfg.seed, cfg.test_fraction, cfg.device)
+    return net, load_digits_task(cfg.device)
 
 
-def _scheme_names(cfg: InitQualityConfig) -> list[str]:
+def scheme_names(cfg: InitQualityConfig) -> list[str]:
     return [s.name for s in cfg.scheme_list]
 
 
@@ -126,8 +122,6 @@ def stage_samples(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict
     _save_npz(workdir / "samples.npz", params=pool.params.numpy(), losses=pool.losses.numpy(),
               scheme=pool.scheme.numpy(), group=pool.group.numpy())
     _save_npz(workdir / "inits.npz", params=inits.numpy(), losses=init_loss, scheme=scheme.numpy())
-    fig = plots.plot_outcomes_by_scheme(np.log(init_loss), scheme.numpy(), _scheme_names(cfg), "log initial loss")
-    _save_figure(workdir, "initial_loss_by_scheme", fig)
     losses = pool.losses.numpy()
     return {
         "samples/n_pool": float(len(losses)),
@@ -141,7 +135,7 @@ def stage_samples(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict
 
 def stage_surrogate(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
     """Stage 2: fit the surrogate on log loss and score it on held-out base inits."""
-    pool = _load(workdir, "samples.npz", 1)
+    pool = load_output(workdir, "samples.npz", 1)
     x = torch.as_tensor(pool["params"], device=cfg.device)
     t = torch.as_tensor(np.log(pool["losses"]), dtype=torch.float32, device=cfg.device)
     net, _ = _target(cfg)
@@ -149,7 +143,6 @@ def stage_surrogate(cfg: InitQualityConfig, workdir: Path, progress: bool) -> di
     save_surrogate(fit.model, workdir / "surrogate.pt")
     true = np.log(pool["losses"][fit.test_index])
     _save_npz(workdir / "surrogate_test.npz", index=fit.test_index, log_loss=true, predicted=fit.test_pred)
-    _save_figure(workdir, "surrogate_fit", plots.plot_surrogate_fit(true, fit.test_pred))
     return {f"surrogate/{k}": v for k, v in fit.metrics.items()}
 
 
@@ -184,7 +177,7 @@ def _topology_columns(cfg: InitQualityConfig, coords: np.ndarray, losses: dict[s
 
 def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
     """Stage 3: sample each init's local slice, real and surrogate losses, baselines and topology."""
-    inits = _load(workdir, "inits.npz", 1)
+    inits = load_output(workdir, "inits.npz", 1)
     surrogate = load_surrogate(_require(workdir, "surrogate.pt", 2), cfg.device)
     net, task = _target(cfg)
     w0 = torch.as_tensor(inits["params"], device=cfg.device)
@@ -192,7 +185,7 @@ def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[s
     probes = rademacher_probes(cfg.hutchinson_probes, net.n_params, seeded_generator(cfg.seed, 3, 1))
     columns = baseline_features(net, w0, task.x_train, task.y_train, inits["losses"], real, probes,
                                 max(1, cfg.chunk_size // cfg.hutchinson_probes))
-    columns.update(scheme_indicators(inits["scheme"], _scheme_names(cfg)))
+    columns.update(scheme_indicators(inits["scheme"], scheme_names(cfg)))
     topo, curves = _topology_columns(cfg, coords, {REAL: real, SURROGATE: surr}, progress)
     columns.update(topo)
     names = list(columns)
@@ -200,9 +193,8 @@ def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[s
     _save_npz(workdir / "local.npz", coords=coords, real=real, surrogate=surr)
     _save_npz(workdir / "features.npz", table=np.column_stack([columns[n] for n in names]), names=np.array(names),
               scheme=inits["scheme"], **{f"betti_{k}": v for k, v in curves.items()}, **thresholds)
-    _plot_local(cfg, workdir, coords, real, surr, inits["scheme"], curves)
     pooled = fidelity(np.log(real).ravel(), np.log(surr).ravel())
-    within = [fidelity(r, s)["spearman"] for r, s in zip(real, surr)]
+    within = [fidelity(r, s)["spearman"] for r, s in zip(real, surr, strict=True)]
     return {
         "local/surrogate_r2_pooled": pooled["r2"],
         "local/surrogate_spearman_pooled": pooled["spearman"],
@@ -212,27 +204,14 @@ def stage_local(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[s
     }
 
 
-def _plot_local(cfg: InitQualityConfig, workdir: Path, coords: np.ndarray, real: np.ndarray, surr: np.ndarray,
-                scheme: np.ndarray, curves: dict[str, np.ndarray]) -> None:
-    i = int(np.argsort(real.mean(1))[len(real) // 2])  # the init with the median local loss
-    if cfg.slice_dim >= 2:
-        _save_figure(workdir, "local_landscape",
-                     plots.plot_local_landscape(coords[i], real[i], surr[i], _scheme_names(cfg)[scheme[i]]))
-    real_curves = {k.removeprefix(REAL): v for k, v in curves.items() if k.startswith(REAL)}
-    ts = {k: cfg.topology.thresholds(k.split("_")[0]) for k in real_curves}
-    _save_figure(workdir, "betti_curves", plots.plot_betti_curves(ts, real_curves, scheme, _scheme_names(cfg)))
-
-
 def stage_outcomes(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
     """Stage 4: train every study init for the same budget; its final test loss is the quality target."""
-    inits = _load(workdir, "inits.npz", 1)
+    inits = load_output(workdir, "inits.npz", 1)
     net, task = _target(cfg)
     w0 = torch.as_tensor(inits["params"], device=cfg.device)
     final = train_inits(net, w0, task, cfg.training, seeded_generator(cfg.seed, 4), progress)
     out = evaluate_outcomes(net, final, task, cfg.chunk_size)
     _save_npz(workdir / "outcomes.npz", scheme=inits["scheme"], **out)
-    _save_figure(workdir, "test_loss_by_scheme", plots.plot_outcomes_by_scheme(
-        np.log(out["test_loss"]), inits["scheme"], _scheme_names(cfg), "log test loss after training"))
     finite = np.isfinite(out["test_loss"])
     return {
         "outcomes/test_loss_median": float(np.median(out["test_loss"][finite])) if finite.any() else float("nan"),
@@ -245,9 +224,9 @@ def stage_outcomes(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dic
 def _read_metrics(workdir: Path, *stages: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for s in stages:
-        path = workdir / f"stage{s}.json"
-        if path.exists():
-            out.update(json.loads(path.read_text())["metrics"])
+        record = read_record(workdir, s)
+        if record is not None:
+            out.update(record["metrics"])
     return out
 
 
@@ -275,9 +254,9 @@ CHECKS = (
 
 
 def stage_prediction(cfg: InitQualityConfig, workdir: Path, progress: bool) -> dict[str, float]:
-    """Stage 5: nested-CV comparison of topology against baselines, a Markdown report and figures."""
-    feats = _load(workdir, "features.npz", 3)
-    outcomes = _load(workdir, "outcomes.npz", 4)
+    """Stage 5: nested-CV comparison of topology against baselines and a Markdown report."""
+    feats = load_output(workdir, "features.npz", 3)
+    outcomes = load_output(workdir, "outcomes.npz", 4)
     names = [str(n) for n in feats["names"]]
     if len(outcomes["test_loss"]) != len(feats["table"]):
         raise DataError("outcomes.npz and features.npz describe different inits; rerun stages 3 and 4")
@@ -300,7 +279,6 @@ def stage_prediction(cfg: InitQualityConfig, workdir: Path, progress: bool) -> d
     text = render_report(_setup_lines(cfg, len(y)), verdicts, _read_metrics(workdir, 2, 3), scores, n_features)
     _save_text(workdir / "report.md", text)
     _save_text(workdir / "prediction.json", json.dumps([_score_json(s) for s in scores], indent=1))
-    _plot_prediction(workdir, scores)
     return metrics
 
 
@@ -309,44 +287,21 @@ def _score_json(s: Score) -> dict:
             "importance": s.importance}
 
 
-def _plot_prediction(workdir: Path, scores: list[Score]) -> None:
-    labels = [f"{s.feature_set} / {s.model}" for s in scores]
-    _save_figure(workdir, "prediction_scores", plots.plot_prediction_scores(
-        labels, np.array([s.r2 for s in scores]), np.array([s.spearman for s in scores])))
-    for s in scores:
-        if s.importance:
-            _save_figure(workdir, f"importance_{s.model}", plots.plot_importance(
-                list(s.importance), np.array(list(s.importance.values()))))
+def read_scores(workdir: Path) -> list[Score]:
+    """The scores stage 5 wrote to ``prediction.json``."""
+    rows = json.loads(_require(workdir, "prediction.json", 5).read_text())
+    return [Score(r["feature_set"], r["model"], np.array(r["r2"]), np.array(r["spearman"]), r["importance"])
+            for r in rows]
 
 
-# --- entry points ----------------------------------------------------------------------------------
+# --- the stage table -------------------------------------------------------------------------------
 
-STAGES: dict[int, Callable[[InitQualityConfig, Path, bool], dict[str, float]]] = {
+Stage = Callable[[InitQualityConfig, Path, bool], dict[str, float]]
+STAGES: dict[int, Stage] = {
     1: stage_samples,
     2: stage_surrogate,
     3: stage_local,
     4: stage_outcomes,
     5: stage_prediction,
 }
-UPSTREAM = {1: (), 2: (1,), 3: (1, 2), 4: (1,), 5: (3, 4)}
-
-
-def run_stage(stage: int, cfg: InitQualityConfig, workdir: Path, progress: bool = False) -> dict[str, float]:
-    """Run one stage from the files earlier stages left in ``workdir``; returns flat metrics."""
-    if stage not in STAGES:
-        raise ConfigError(f"stage must be one of {sorted(STAGES)}, got {stage}")
-    workdir = Path(workdir)
-    (workdir / "figures").mkdir(parents=True, exist_ok=True)
-    for up in UPSTREAM[stage]:
-        _check_upstream(workdir, cfg, up)
-    metrics = STAGES[stage](cfg, workdir, progress)
-    _save_text(workdir / f"stage{stage}.json", json.dumps({"metrics": metrics, "config": _config_dict(cfg)}, indent=1))
-    return metrics
-
-
-def run_all(cfg: InitQualityConfig, workdir: Path, progress: bool = False) -> dict[str, float]:
-    """All five stages in order; the metrics of every stage in one dict."""
-    metrics: dict[str, float] = {}
-    for stage in STAGES:
-        metrics.update(run_stage(stage, cfg, workdir, progress))
-    return metrics
+UPSTREAM: dict[int, tuple[int, ...]] = {1: (), 2: (1,), 3: (1, 2), 4: (1,), 5: (3, 4)}  # whose files a stage reads

@@ -8,7 +8,6 @@ losses as generalisation.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from sklearn.model_selection import GroupShuffleSplit
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from persist.checkpoint import load_checkpoint, save_checkpoint
+from persist.data import iterate_batches
 from persist.errors import ConfigError
 
 
@@ -48,11 +49,16 @@ class SurrogateConfig:
 class Surrogate(nn.Module):
     """MLP on z-scored inputs predicting a z-scored target; returns the target in its own units."""
 
+    x_mean: Tensor  # buffers: the training split's input and target statistics
+    x_std: Tensor
+    t_mean: Tensor
+    t_std: Tensor
+
     def __init__(self, n_inputs: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
         widths = (n_inputs, *hidden)
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.GELU()]
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         for name in ("x_mean", "x_std"):
@@ -107,9 +113,9 @@ def _train(model: Surrogate, x: Tensor, t: Tensor, xv: Tensor, tv: Tensor, cfg: 
     best, best_epoch, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
     for epoch in tqdm(range(cfg.epochs), desc="surrogate", disable=not progress, leave=False):
         model.train()
-        for idx in torch.randperm(len(x), generator=generator).to(x.device).split(cfg.batch_size):
-            xb = x[idx] if augment is None else augment(x[idx], generator)
-            loss = nn.functional.mse_loss(model.normalized(xb), z[idx])
+        for xb, zb in iterate_batches(x, z, cfg.batch_size, generator, shuffle=True):
+            xb = xb if augment is None else augment(xb, generator)
+            loss = nn.functional.mse_loss(model.normalized(xb), zb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -152,17 +158,14 @@ def fit_surrogate(x: Tensor, t: Tensor, groups: np.ndarray, cfg: SurrogateConfig
 
 
 def save_surrogate(model: Surrogate, path: Path) -> None:
-    """Weights plus the shape needed to rebuild the model; written atomically."""
+    """Weights plus the shape needed to rebuild the model, as an atomic persist checkpoint."""
     hidden = [m.out_features for m in model.net if isinstance(m, nn.Linear)][:-1]
-    payload = {"state_dict": model.state_dict(), "n_inputs": model.x_mean.numel(), "hidden": hidden}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_checkpoint(path, state_dict=model.state_dict(), n_inputs=model.x_mean.numel(), hidden=hidden)
 
 
 def load_surrogate(path: Path, device: str | torch.device = "cpu") -> Surrogate:
     """Rebuild a surrogate saved by :func:`save_surrogate` (tensors only: ``weights_only=True``)."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    payload = load_checkpoint(path, map_location=device)
     model = Surrogate(int(payload["n_inputs"]), tuple(payload["hidden"])).to(device)
     model.load_state_dict(payload["state_dict"])
     return model.eval()

@@ -20,7 +20,7 @@ def plot_surrogate_fit(true: np.ndarray, pred: np.ndarray, label: str = "log los
 def plot_local_landscape(coords: np.ndarray, real: np.ndarray, surrogate: np.ndarray, title: str = "") -> Figure:
     """One local slice (first two coordinates) coloured by the real and by the surrogate loss."""
     fig = Figure(figsize=(9, 4), layout="constrained")
-    for ax, values, name in zip(fig.subplots(1, 2), (real, surrogate), ("real loss", "surrogate loss")):
+    for ax, values, name in zip(fig.subplots(1, 2), (real, surrogate), ("real loss", "surrogate loss"), strict=True):
         sc = ax.scatter(coords[:, 0], coords[:, 1], c=values, s=12, cmap="viridis")
         fig.colorbar(sc, ax=ax)
         ax.set(xlabel="a1 (filter-normalized)", ylabel="a2", title=f"{title} {name}".strip())
@@ -34,7 +34,7 @@ def plot_betti_curves(
     keys = list(curves)
     fig = Figure(figsize=(4 * len(keys), 3.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(keys)))
-    for ax, key in zip(axes, keys):
+    for ax, key in zip(axes, keys, strict=True):
         for g, name in enumerate(group_names):
             if (groups == g).any():
                 ax.plot(thresholds[key], curves[key][groups == g].mean(0), label=name)
@@ -61,7 +61,7 @@ def plot_prediction_scores(labels: list[str], r2: np.ndarray, spearman: np.ndarr
     """Mean ± sd over seeds of R^2 and Spearman per (feature set, model); r2 and spearman are (K, seeds)."""
     y = np.arange(len(labels))
     fig = Figure(figsize=(10, 0.35 * len(labels) + 1.5), layout="constrained")
-    for ax, values, name in zip(fig.subplots(1, 2, sharey=True), (r2, spearman), ("R^2", "Spearman")):
+    for ax, values, name in zip(fig.subplots(1, 2, sharey=True), (r2, spearman), ("R^2", "Spearman"), strict=True):
         sd = values.std(1, ddof=1) if values.shape[1] > 1 else np.zeros(len(values))
         ax.barh(y, values.mean(1), xerr=sd, color="tab:blue", alpha=0.8)
         ax.axvline(0, color="k", lw=1)
