@@ -42,26 +42,28 @@ def bootstrap_distribution(
     seed: int = 0,
     groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n_bootstrap,) statistics of paired resamples; NaN marks an undefined resample.
+    """(..., n_bootstrap) statistics of paired resamples; NaN marks an undefined resample.
 
-    Without ``groups`` rows are resampled. With ``groups`` (one label per row) the statistic is
-    computed on group means: groups are drawn with replacement, then each drawn group's rows are
-    drawn with replacement within it (a two-level bootstrap), and the drawn rows are averaged.
+    Rows are the last axis; leading axes are independent tables resampled with the same row
+    indices (so many small tables cost one call). With ``groups`` (one label per row, 1-D data
+    only) the statistic is computed on group means: groups are drawn with replacement, then each
+    drawn group's rows are drawn with replacement within it (two levels), and the draws averaged.
     """
     rng = np.random.default_rng(seed)
     data = [np.asarray(v, float) for v in (x, y, *covariates)]
     statistic = STATISTICS[method]
-    out = np.empty(n_bootstrap)
-    n = len(data[0]) if groups is None else len(np.unique(groups))
-    step = _batch_size(n, method)
+    n = data[0].shape[-1] if groups is None else len(np.unique(groups))
+    tables = int(np.prod(data[0].shape[:-1]))
+    out = np.empty((*data[0].shape[:-1], n_bootstrap))
+    step = _batch_size(n, tables)
     for start in range(0, n_bootstrap, step):
         size = min(step, n_bootstrap - start)
         if groups is None:
             idx = rng.integers(0, n, size=(size, n))
-            samples = [v[idx] for v in data]
+            samples = [v[..., idx] for v in data]
         else:
             samples = _two_level_means(data, np.asarray(groups), size, rng)
-        out[start : start + size] = statistic(*samples)
+        out[..., start : start + size] = statistic(*samples)
     return out
 
 
@@ -71,41 +73,55 @@ def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.bincount(inverse, weights=np.asarray(values, float)) / np.bincount(inverse)
 
 
-def interval_from_distribution(
+def jackknife(method: str, x: np.ndarray, y: np.ndarray, covariates: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """(..., n) leave-one-out values of the statistic: entry i lacks row i."""
+    data = [np.asarray(v, float) for v in (x, y, *covariates)]
+    n = data[0].shape[-1]
+    keep = np.flatnonzero(~np.eye(n, dtype=bool)).reshape(n, n - 1) % n  # row i: every index but i
+    return STATISTICS[method](*(v[..., keep] for v in data))
+
+
+def intervals_from_distribution(
     dist: np.ndarray,
-    estimate: float,
-    jackknife: np.ndarray | None,
+    estimate: np.ndarray,
+    jack: np.ndarray | None,
     confidence: float = 0.95,
     ci_method: str = "bca",
-) -> BootstrapInterval:
-    """BCa (Efron & Tibshirani 1993, §14.3) or percentile interval of the finite resamples.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, defined, undefined_share) of BCa or percentile intervals, one per leading index.
 
-    The bias correction uses the mid-rank share of resamples below the estimate (as scipy does);
-    the acceleration comes from the jackknife values. Returns NaNs with method "" when BCa is
-    undefined (every resample on one side of the estimate, or an undefined jackknife value):
-    it is never silently replaced by another method.
+    BCa follows Efron & Tibshirani (1993, §14.3): the bias correction is the mid-rank share of the
+    finite resamples below the estimate (as scipy computes it), the acceleration comes from the
+    jackknife. Quantiles are linear interpolations of the finite resamples (numpy's default).
+    ``defined`` is False (and low/high NaN) where BCa is undefined: every resample on one side of
+    the estimate, or an undefined jackknife value. No other method is substituted.
     """
-    finite = dist[np.isfinite(dist)]
-    share = 1.0 - finite.size / dist.size if dist.size else 1.0
-    none = BootstrapInterval(float("nan"), float("nan"), "", share, dist.size)
-    if finite.size == 0:
-        return none
+    dist = np.asarray(dist, float)
+    finite = np.isfinite(dist)
+    k = finite.sum(-1)
+    share = 1.0 - k / dist.shape[-1]
     alpha = 1 - confidence
-    q = np.array([alpha / 2, 1 - alpha / 2])
+    q = np.broadcast_to(np.array([alpha / 2, 1 - alpha / 2]), (*dist.shape[:-1], 2))
+    defined = k > 0
     if ci_method == "bca":
-        below = (np.count_nonzero(finite < estimate) + np.count_nonzero(finite <= estimate)) / (2 * finite.size)
-        if jackknife is None or not np.all(np.isfinite(jackknife)) or not 0 < below < 1:
-            return none
-        z0 = ndtri(below)
-        u = jackknife.mean() - jackknife
-        denom = np.sum(u**2) ** 1.5
-        accel = np.sum(u**3) / (6 * denom) if denom > 0 else 0.0
-        zq = z0 + ndtri(q)
-        q = ndtr(z0 + zq / (1 - accel * zq))
-        if not np.all(np.isfinite(q)):
-            return none
-    low, high = np.quantile(finite, q)
-    return BootstrapInterval(float(low), float(high), ci_method, share, dist.size)
+        est = np.asarray(estimate, float)[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            below = (np.count_nonzero(dist < est, -1) + np.count_nonzero(dist <= est, -1)) / (2 * k)
+            z0 = ndtri(below)[..., None]
+            u = jack.mean(-1, keepdims=True) - jack
+            denom = np.sum(u**2, -1, keepdims=True) ** 1.5
+            accel = np.where(denom > 0, np.sum(u**3, -1, keepdims=True) / (6 * np.where(denom > 0, denom, 1)), 0.0)
+            zq = z0 + ndtri(q)
+            q = ndtr(z0 + zq / (1 - accel * zq))
+        defined &= np.all(np.isfinite(jack), -1) & (below > 0) & (below < 1) & np.all(np.isfinite(q), -1)
+    ordered = np.sort(dist, -1)  # NaNs last
+    pos = np.where(defined[..., None], q, 0.0) * np.maximum(k - 1, 0)[..., None]
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, np.maximum(k - 1, 0)[..., None])
+    values = np.take_along_axis(ordered, lo, -1)
+    values = values + (np.take_along_axis(ordered, hi, -1) - values) * (pos - lo)
+    values = np.where(defined[..., None], values, np.nan)
+    return values[..., 0], values[..., 1], defined, share
 
 
 def bootstrap_ci(
@@ -123,11 +139,11 @@ def bootstrap_ci(
     covariates = tuple(np.asarray(c, float) for c in covariates)
     if n_bootstrap == 0:
         return BootstrapInterval(float("nan"), float("nan"), "", float("nan"), 0)
-    statistic = STATISTICS[method]
-    estimate = float(statistic(x, y, *covariates))
+    estimate = STATISTICS[method](x, y, *covariates)
     dist = bootstrap_distribution(method, x, y, covariates, n_bootstrap, seed)
-    jack = statistic(*(_folds(v) for v in (x, y, *covariates))) if ci_method == "bca" else None
-    return interval_from_distribution(dist, estimate, jack, confidence, ci_method)
+    jack = jackknife(method, x, y, covariates) if ci_method == "bca" else None
+    low, high, defined, share = intervals_from_distribution(dist, estimate, jack, confidence, ci_method)
+    return BootstrapInterval(float(low), float(high), ci_method if defined else "", float(share), n_bootstrap)
 
 
 def _two_level_means(data: list[np.ndarray], groups: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -144,13 +160,7 @@ def _two_level_means(data: list[np.ndarray], groups: np.ndarray, size: int, rng:
     return [np.where(used, v[rows], 0.0).sum(-1) / counts[drawn] for v in data]
 
 
-def _folds(v: np.ndarray) -> np.ndarray:
-    """(n, n-1): row i is v without element i."""
-    n = len(v)
-    return np.broadcast_to(v, (n, n))[~np.eye(n, dtype=bool)].reshape(n, n - 1)
-
-
-def _batch_size(n: int, method: str) -> int:
-    """Resamples per numpy call, keeping each call's arrays near 10^6 elements."""
-    per_resample = n * (n - 1) // 2 if method == "kendall" else n
-    return max(1, 1_000_000 // max(per_resample, 1))
+def _batch_size(n: int, tables: int) -> int:
+    """Resamples per numpy call, keeping each call's arrays near 2 x 10^6 elements."""
+    per_resample = n * n  # mid-ranks and Kendall's pair signs compare every pair
+    return max(1, 2_000_000 // max(per_resample * tables, 1))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from persist.stats.bootstrap import BootstrapInterval, bootstrap_distribution, group_means, interval_from_distribution
+from persist.stats.bootstrap import bootstrap_distribution, group_means, intervals_from_distribution, jackknife
 from persist.stats.rank_statistics import STATISTICS
 
 MIN_BOOTSTRAP_N = 12
@@ -89,46 +89,65 @@ def confidence_interval(
     With ``groups`` the rows are seeds of the group's architecture: the estimate is the
     coefficient of the group means and the bootstrap has two levels; n counts groups.
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
     covariates = tuple(np.asarray(c, float) for c in covariates)
-    data = (x, y, *covariates)
-    if groups is not None:
-        data = tuple(group_means(v, groups) for v in data)
-    statistic = STATISTICS[method]
-    r = float(statistic(*data)) if estimate is None else float(estimate)
-    n = len(data[0])
-    tied = any(len(np.unique(v)) < n for v in data[:2])
-    fallback = fisher_z_interval(r, n, method, len(covariates), confidence, tied)
-    if n_bootstrap == 0:
+    if groups is None:
+        return confidence_intervals(method, np.asarray(x, float)[None], np.asarray(y, float)[None],
+                                    tuple(c[None] for c in covariates),
+                                    estimates=None if estimate is None else np.array([estimate]),
+                                    n_bootstrap=n_bootstrap, seed=seed, confidence=confidence,
+                                    ci_method=ci_method)[0]
+    means = tuple(group_means(v, groups)[None] for v in (x, y, *covariates))
+    r = STATISTICS[method](*means) if estimate is None else np.array([estimate])
+    dist = bootstrap_distribution(method, x, y, covariates, n_bootstrap, seed, groups)[None] if n_bootstrap else None
+    return _policy(method, means, r, dist, confidence, ci_method, "two_level_")[0]
+
+
+def confidence_intervals(
+    method: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    covariates: tuple[np.ndarray, ...] = (),
+    *,
+    estimates: np.ndarray | None = None,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    ci_method: str = "bca",
+) -> list[Interval]:
+    """The policy's interval for each of many tables of the same size: x, y, covariates are (T, n)."""
+    data = tuple(np.asarray(v, float) for v in (x, y, *covariates))
+    r = STATISTICS[method](*data) if estimates is None else np.asarray(estimates, float)
+    dist = bootstrap_distribution(method, *data[:2], data[2:], n_bootstrap, seed) if n_bootstrap else None
+    return _policy(method, data, r, dist, confidence, ci_method, "")
+
+
+def _policy(
+    method: str, data: tuple[np.ndarray, ...], r: np.ndarray, dist: np.ndarray | None, confidence: float,
+    ci_method: str, prefix: str,
+) -> list[Interval]:
+    n = data[0].shape[-1]
+    ordered = [np.sort(v, -1) for v in data[:2]]
+    tied = np.any([np.any(np.diff(v, axis=-1) == 0, -1) for v in ordered], 0)
+    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t)) for ri, t in zip(r, tied)]
+    if dist is None:
         return fallback
-    boot = _bootstrap(method, x, y, covariates, data, r, n_bootstrap, seed, confidence, ci_method, groups)
-    share = boot.undefined_share
-    if n < MIN_BOOTSTRAP_N:
-        reason = f"bootstrap not used: n = {n} < {MIN_BOOTSTRAP_N}"
-    elif share >= MAX_UNDEFINED_SHARE:
-        reason = f"bootstrap not used: {share:.1%} of resamples undefined (>= {MAX_UNDEFINED_SHARE:.0%})"
-    elif not boot.method:
-        reason = f"bootstrap not used: {ci_method} undefined (resamples all on one side of the estimate)"
-    elif boot.low == boot.high:
-        reason = "bootstrap not used: every defined resample gave the same value"
-    elif not boot.low - 1e-12 <= r <= boot.high + 1e-12:
-        reason = "bootstrap not used: its interval excluded the estimate"
-    else:
-        prefix = "two_level_" if groups is not None else ""
-        return Interval(boot.low, boot.high, prefix + boot.method, share)
-    note = reason if not fallback.note else f"{reason}; {fallback.note}"
-    return Interval(fallback.low, fallback.high, fallback.method, share, note)
-
-
-def _bootstrap(
-    method: str, x: np.ndarray, y: np.ndarray, covariates: tuple[np.ndarray, ...], data: tuple[np.ndarray, ...],
-    r: float, n_bootstrap: int, seed: int, confidence: float, ci_method: str, groups: np.ndarray | None,
-) -> BootstrapInterval:
-    dist = bootstrap_distribution(method, x, y, covariates, n_bootstrap, seed, groups)
-    jack = None
-    if ci_method == "bca":
-        n = len(data[0])
-        keep = ~np.eye(n, dtype=bool)
-        jack = STATISTICS[method](*(np.broadcast_to(v, (n, n))[keep].reshape(n, n - 1) for v in data))
-    return interval_from_distribution(dist, r, jack, confidence, ci_method)
-
+    jack = jackknife(method, *data[:2], data[2:]) if ci_method == "bca" else None
+    low, high, defined, share = intervals_from_distribution(dist, r, jack, confidence, ci_method)
+    out = []
+    for i, fb in enumerate(fallback):
+        if n < MIN_BOOTSTRAP_N:
+            reason = f"bootstrap not used: n = {n} < {MIN_BOOTSTRAP_N}"
+        elif share[i] >= MAX_UNDEFINED_SHARE:
+            reason = f"bootstrap not used: {share[i]:.1%} of resamples undefined (>= {MAX_UNDEFINED_SHARE:.0%})"
+        elif not defined[i]:
+            reason = f"bootstrap not used: {ci_method} undefined (resamples all on one side of the estimate)"
+        elif low[i] == high[i]:
+            reason = "bootstrap not used: every defined resample gave the same value"
+        elif not low[i] - 1e-12 <= r[i] <= high[i] + 1e-12:
+            reason = "bootstrap not used: its interval excluded the estimate"
+        else:
+            out.append(Interval(float(low[i]), float(high[i]), prefix + ci_method, float(share[i])))
+            continue
+        note = reason if not fb.note else f"{reason}; {fb.note}"
+        out.append(Interval(fb.low, fb.high, fb.method, float(share[i]), note))
+    return out
