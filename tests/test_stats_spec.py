@@ -1,5 +1,6 @@
 """Analysis specs and table preparation: loading, one-line errors, per-test missing values."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,10 +53,21 @@ def test_persist_spec_maps_tracking_metric_names():
         ({"predictors": ["a"], "outcomes": ["a"], "methods": ["spearman"]}, "share 'a'"),
         ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "prediction": {"target": "b"}},
          "needs 'target' and 'models'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "primary": [{"predictor": "c",
+                                                                                       "outcome": "b"}]},
+         "primary[0] names undeclared predictor 'c'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"],
+          "primary": [{"predictor": "a", "outcome": "b", "method": "kendall"}]},
+         "primary[0] names undeclared method 'kendall'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "primary": [{"predictor": "a"}]},
+         "primary[0] needs 'predictor' and 'outcome'"),
+        ({"predictors": ["a", "c"], "outcomes": ["b"], "covariates": ["c"],
+          "primary": [{"predictor": "c", "outcome": "b", "method": "partial_spearman"}]},
+         "tests 'c' while controlling for it"),
     ],
 )
 def test_bad_specs_raise_one_line_config_errors(raw, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
         spec_from_dict(raw)
     assert "\n" not in str(err.value)
 

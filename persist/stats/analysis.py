@@ -25,7 +25,7 @@ import pandas as pd
 from persist.errors import DataError
 from persist.stats.correlation import correlate, not_testable_reason
 from persist.stats.influence import leave_one_out
-from persist.stats.intervals import confidence_interval
+from persist.stats.intervals import Interval, confidence_interval
 from persist.stats.multiple import correct_families
 from persist.stats.permutation import permutation_matrix, permutation_test
 from persist.stats.prediction import PredictionResult, predict_leave_one_out
@@ -145,7 +145,10 @@ def _one_test(
     return row, infl.folds.assign(**keys)[[*keys, *infl.folds.columns]]
 
 
-def _interval(method, x, y, z, r, data, seeds, columns, spec):
+def _interval(
+    method: str, x: np.ndarray, y: np.ndarray, z: tuple[np.ndarray, ...], r: float, data: pd.DataFrame,
+    seeds: pd.DataFrame | None, columns: list[str], spec: AnalysisSpec,
+) -> Interval:
     """The policy's interval; with seeds, a two-level bootstrap over the labels' per-seed rows."""
     options = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed, "confidence": spec.confidence,
                "ci_method": spec.ci_method}

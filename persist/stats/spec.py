@@ -359,6 +359,8 @@ def _validate_references(spec: AnalysisSpec) -> None:
                               ("method", known["methods"]), ("subset", known["subsets"])):
             if getattr(hyp, attr) not in allowed:
                 raise ConfigError(f"primary[{i}] names undeclared {attr} '{getattr(hyp, attr)}'")
+        if hyp.method == "partial_spearman" and hyp.predictor in spec.covariates:
+            raise ConfigError(f"primary[{i}] tests '{hyp.predictor}' while controlling for it")
     variables = set(spec.predictors) | set(spec.covariates) | set(spec.outcomes)
     for reg in spec.regressions or ():
         bad = [v for v in (reg.outcome, *reg.predictors) if v not in variables]
