@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from persist.plots.stats import correlation_heatmap, forest_plot, rank_scatter
 from persist.phases.analysis import write_outputs
+from persist.plots.stats import correlation_heatmap, forest_plot, rank_scatter
 from persist.stats import headline_table, load_spec, run_analysis
 
 ROOT = Path(__file__).resolve().parents[1]

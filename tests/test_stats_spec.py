@@ -30,7 +30,8 @@ def test_persist_spec_maps_tracking_metric_names():
     assert spec.columns["topology/h0_total_above_eps_mean"] == "h0_total"
     assert spec.columns["curvature/fisher_trace_model"] == "fisher_trace"  # model-sampled: the curvature
     assert spec.columns["curvature/fisher_trace_empirical"] == "fisher_trace_empirical"
-    assert [(h.predictor, h.outcome, h.method) for h in spec.primary][0] == ("h1_total", "ret@100", "partial_spearman")
+    first = spec.primary[0]
+    assert (first.predictor, first.outcome, first.method) == ("h1_total", "ret@100", "partial_spearman")
     assert spec.columns["forgetting/ret_100"] == "ret@100"
     assert spec.columns["model/num_params"] == "params"
 

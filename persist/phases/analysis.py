@@ -90,7 +90,7 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
     folder = Path(out_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
-    for name, fig in analysis_figures(result).items():
+    for name, fig in analysis_figures(result):
         fig.savefig(folder / name, dpi=150)
         plt.close(fig)
         figures.append(folder / name)

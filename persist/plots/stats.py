@@ -9,7 +9,7 @@ measures spanning three orders of magnitude hides exactly the ordering the test 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -151,28 +151,27 @@ def prediction_plot(
     return fig
 
 
-def analysis_figures(result: AnalysisResult) -> dict[str, Figure]:
-    """Every figure of an analysis, keyed by file name: heatmap, forest plot, one rank scatter per
-    Spearman test on all rows, and the held-out predictions. Forest-plot rows without an interval
-    (see the interval policy) show the point only."""
+def analysis_figures(result: AnalysisResult) -> Iterator[tuple[str, Figure]]:
+    """Every figure of an analysis as (file name, figure), one at a time so the caller can save and
+    close each before the next is drawn: heatmap, forest plot, one rank scatter per Spearman test
+    on all rows, and the held-out predictions. Forest-plot rows without an interval (see the
+    interval policy) show the point only."""
     res = result.results
     main = res[(res["subset"] == "all") & res["r"].notna()]
-    figures: dict[str, Figure] = {}
     spear = main[main["method"] == "spearman"]
     if not spear.empty:
         r = spear.pivot(index="predictor", columns="outcome", values="r")
         p = spear.pivot(index="predictor", columns="outcome", values=result.p_column).loc[r.index, r.columns]
-        figures["heatmap.png"] = correlation_heatmap(r, p, f"Spearman rho (stars: uncorrected {result.p_column})")
+        yield "heatmap.png", correlation_heatmap(r, p, f"Spearman rho (stars: uncorrected {result.p_column})")
     if not main.empty:
         corrected = main["p_corrected"].to_numpy(float) < result.spec.alpha
         labels = [f"{p} ({SYMBOL[m]}, {c})" for p, m, c in zip(main["predictor"], main["method"], main["ci_method"])]
-        figures["forest.png"] = forest_plot(labels, main["r"], main["ci_low"], main["ci_high"],
-                                            groups=list(main["outcome"]), highlight=corrected)
+        yield "forest.png", forest_plot(labels, main["r"], main["ci_low"], main["ci_high"],
+                                        groups=list(main["outcome"]), highlight=corrected)
     for row in spear.itertuples():
-        figures[f"scatter_{_slug(row.predictor)}__{_slug(row.outcome)}.png"] = _scatter(result, row)
+        yield f"scatter_{_slug(row.predictor)}__{_slug(row.outcome)}.png", _scatter(result, row)
     if result.prediction is not None:
-        figures["prediction.png"] = _prediction_figure(result)
-    return figures
+        yield "prediction.png", _prediction_figure(result)
 
 
 def _slug(text: str) -> str:

@@ -18,8 +18,16 @@ from persist.stats.permutation import PermutationTest, permutation_matrix, permu
 from persist.stats.prediction import PredictionResult, predict_leave_one_out
 from persist.stats.regression import rank_regression, variance_inflation
 from persist.stats.report import headline_table, write_report
-from persist.stats.spec import (AnalysisSpec, Family, Hypothesis, PredictionSpec, Regression, Subset, load_spec,
-                                spec_from_dict)
+from persist.stats.spec import (
+                                AnalysisSpec,
+                                Family,
+                                Hypothesis,
+                                PredictionSpec,
+                                Regression,
+                                Subset,
+                                load_spec,
+                                spec_from_dict,
+)
 
 __all__ = [
     "AnalysisResult", "AnalysisSpec", "Correlation", "Family", "Hypothesis", "Influence", "Interval", "PermutationTest",
