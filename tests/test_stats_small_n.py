@@ -225,7 +225,7 @@ def test_two_level_bootstrap_resamples_groups_then_rows():
                                                                                 for g in range(5)])
     owner = np.floor(means / 10).astype(int)  # each drawn mean lies within its group's range
     assert np.all((means >= lo[owner] - 1e-12) & (means <= hi[owner] + 1e-12))
-    assert np.all(means[:, :][owner == 0] == values[0])  # a one-row group is always that row
+    assert np.all(means[owner == 0] == values[0])  # a one-row group is always that row
 
 
 def test_seed_noise_widens_the_two_level_interval():

@@ -146,7 +146,9 @@ def bootstrap_ci(
     return BootstrapInterval(float(low), float(high), ci_method if defined else "", float(share), n_bootstrap)
 
 
-def _two_level_means(data: list[np.ndarray], groups: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _two_level_means(
+    data: list[np.ndarray], groups: np.ndarray, size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Group means of ``size`` two-level resamples: (size, n_groups) per variable."""
     labels, inverse = np.unique(groups, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
