@@ -30,9 +30,9 @@ from persist.stats.spec import (
 )
 
 __all__ = [
-    "AnalysisResult", "AnalysisSpec", "Correlation", "Family", "Hypothesis", "Influence", "Interval", "PermutationTest",
-    "PredictionResult", "PredictionSpec", "Regression", "Subset", "adjust_pvalues", "bootstrap_ci",
-    "confidence_interval", "correct_families", "correlate", "fisher_z_interval", "headline_table", "leave_one_out", "load_spec", "permutation_matrix",
-    "permutation_test", "predict_leave_one_out", "rank_regression", "run_analysis", "spec_from_dict",
-    "variance_inflation", "write_report",
+    "AnalysisResult", "AnalysisSpec", "Correlation", "Family", "Hypothesis", "Influence", "Interval",
+    "PermutationTest", "PredictionResult", "PredictionSpec", "Regression", "Subset", "adjust_pvalues", "bootstrap_ci",
+    "confidence_interval", "correct_families", "correlate", "fisher_z_interval", "headline_table", "leave_one_out",
+    "load_spec", "permutation_matrix", "permutation_test", "predict_leave_one_out", "rank_regression", "run_analysis",
+    "spec_from_dict", "variance_inflation", "write_report",
 ]

@@ -54,7 +54,8 @@ class AnalysisResult:
     regressions: pd.DataFrame  # rank regressions, one row per term
     prediction: PredictionResult | None
     notes: tuple[str, ...]
-    mixed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MIXED_COLUMNS))  # mixed-effects checks (seeded tables only)
+    # mixed-effects checks of the primary hypotheses (seeded tables only)
+    mixed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MIXED_COLUMNS))
     rows_per_label: int = 1  # the largest number of table rows sharing a label (seeds)
 
     @property

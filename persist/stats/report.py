@@ -176,7 +176,8 @@ def _headline_title(result: AnalysisResult) -> str:
     fam = result.spec.families[0].name
     k = int((result.results["family"] == fam).sum())
     corr = result.spec.corrections[0] if result.spec.corrections else "no correction"
-    return f"primary hypotheses, then Spearman on all rows (first family `{fam}`: {k} test{'s' if k != 1 else ''}, {corr})"
+    tests = f"{k} test{'s' if k != 1 else ''}"
+    return f"primary hypotheses, then Spearman on all rows (first family `{fam}`: {tests}, {corr})"
 
 
 def _mixed_section(result: AnalysisResult) -> list[str]:
