@@ -11,6 +11,7 @@ from persist.stats import rank_statistics as rs
 from persist.stats.bootstrap import bootstrap_ci
 from persist.stats.correlation import correlate
 from persist.stats.influence import leave_one_out
+from persist.stats.intervals import confidence_interval
 from persist.stats.multiple import adjust_pvalues, correct_families
 from persist.stats.permutation import permutation_matrix, permutation_test
 from persist.stats.prediction import predict_leave_one_out
@@ -137,12 +138,24 @@ def test_permutation_matrix_is_seeded_and_shared():
 # --- bootstrap --------------------------------------------------------------------------------
 
 
-def test_bootstrap_ci_equals_scipy_loop_over_spearmanr():
+def test_bootstrap_percentile_interval_equals_a_scipy_loop_on_the_same_resamples():
     x, y, _ = tied_data(7)
     ours = bootstrap_ci("spearman", x, y, n_bootstrap=400, seed=11, ci_method="percentile")
-    loop = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b)[0], paired=True, vectorized=False,
-                           n_resamples=400, method="percentile", rng=np.random.default_rng(11))
-    assert ours == pytest.approx(tuple(loop.confidence_interval), abs=1e-12)
+    idx = np.random.default_rng(11).integers(0, 14, size=(400, 14))  # the resamples bootstrap_ci draws
+    loop = [stats.spearmanr(x[i], y[i])[0] for i in idx]
+    assert (ours.low, ours.high) == pytest.approx(tuple(np.nanquantile(loop, [0.025, 0.975])), abs=1e-12)
+    assert ours.method == "percentile" and ours.undefined_share == np.mean(np.isnan(loop))
+
+
+def test_bca_matches_scipy_when_no_resample_is_undefined():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=20)
+    y = x + rng.normal(size=20)
+    ours = bootstrap_ci("spearman", x, y, n_bootstrap=20_000, seed=0)
+    ref = stats.bootstrap((x, y), lambda a, b, axis=-1: rs.spearman(a, b, axis=axis), paired=True,
+                          vectorized=True, n_resamples=20_000, method="BCa", rng=np.random.default_rng(1))
+    assert ours.method == "bca" and ours.undefined_share == 0
+    assert (ours.low, ours.high) == pytest.approx(tuple(ref.confidence_interval), abs=0.02)  # Monte Carlo error
 
 
 def test_paired_bootstrap_keeps_a_strong_association():
@@ -150,13 +163,16 @@ def test_paired_bootstrap_keeps_a_strong_association():
     x = rng.normal(size=20)
     y = x + 0.3 * rng.normal(size=20)
     r = stats.spearmanr(x, y)[0]
-    low, high = bootstrap_ci("spearman", x, y, n_bootstrap=1000, seed=0)
-    assert 0.6 < low < r < high <= 1.0  # an unpaired resample would centre near 0
+    ci = bootstrap_ci("spearman", x, y, n_bootstrap=1000, seed=0)
+    assert 0.6 < ci.low < r < ci.high <= 1.0  # an unpaired resample would centre near 0
 
 
-def test_bootstrap_of_a_perfect_correlation_is_degenerate_not_nan():
-    x = np.arange(8.0)
-    assert bootstrap_ci("spearman", x, 2 * x, n_bootstrap=200, seed=0) == (1.0, 1.0)
+def test_a_perfect_correlation_gets_no_interval_rather_than_a_degenerate_one():
+    x = np.arange(14.0)
+    ci = bootstrap_ci("spearman", x, 2 * x, n_bootstrap=200, seed=0)
+    assert (ci.low, ci.high, ci.method) == (1.0, 1.0, "bca")  # every resample is +1
+    policy = confidence_interval("spearman", x, 2 * x, n_bootstrap=200)
+    assert policy.method == "none" and np.isnan(policy.low) and "|r| = 1" in policy.note
 
 
 # --- corrections ------------------------------------------------------------------------------
@@ -167,7 +183,9 @@ def test_corrections_match_hand_computed_values():
     np.testing.assert_allclose(adjust_pvalues(p, "bonferroni"), [0.04, 0.08, 0.16, 1.0])
     np.testing.assert_allclose(adjust_pvalues(p, "holm"), [0.04, 0.06, 0.08, 0.3])
     np.testing.assert_allclose(adjust_pvalues(p, "fdr_bh"), [0.04, 0.04, 0.04 * 4 / 3, 0.3])
-    np.testing.assert_allclose(adjust_pvalues(np.array([0.01, np.nan, 0.02]), "bonferroni"), [0.02, np.nan, 0.04])
+    # an undefined test counts as p = 1: the family keeps its declared size
+    np.testing.assert_allclose(adjust_pvalues(np.array([0.01, np.nan, 0.02]), "bonferroni"), [0.03, np.nan, 0.06])
+    np.testing.assert_allclose(adjust_pvalues(np.array([0.01, np.nan, 0.02]), "holm"), [0.03, np.nan, 0.04])
 
 
 def test_corrections_stay_within_each_family():
@@ -282,7 +300,7 @@ def test_leave_one_out_matches_pingouin_per_fold(method):
         assert infl.folds["p"][i] == pytest.approx(ref.p, rel=1e-6)
 
 
-def test_partial_tests_are_skipped_not_mislabelled_when_a_covariate_is_missing():
+def test_partial_tests_are_reported_not_run_when_a_covariate_is_missing():
     from persist.stats import run_analysis, spec_from_dict
 
     rng = np.random.default_rng(0)
@@ -290,6 +308,7 @@ def test_partial_tests_are_skipped_not_mislabelled_when_a_covariate_is_missing()
     spec = spec_from_dict({"label": "arch", "predictors": ["h1"], "outcomes": ["ret"], "covariates": ["params"],
                            "methods": ["spearman", "partial_spearman"], "missing_columns": "skip",
                            "n_permutations": 99, "n_bootstrap": 50})
-    result = run_analysis(table, spec)
-    assert list(result.results["method"]) == ["spearman"]
-    assert any("partial correlations skipped" in note and "params" in note for note in result.notes)
+    res = run_analysis(table, spec).results.set_index("method")
+    assert list(res.index) == ["spearman", "partial_spearman"]
+    assert np.isfinite(res.loc["spearman", "r"]) and np.isnan(res.loc["partial_spearman", "r"])
+    assert res.loc["partial_spearman", "note"] == "not run: column(s) params not in the table"

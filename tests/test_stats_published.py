@@ -14,8 +14,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from persist.phases.analysis import write_outputs
 from persist.plots.stats import correlation_heatmap, forest_plot, rank_scatter
-from persist.stats import headline_table, load_spec, run_analysis, write_report
+from persist.stats import headline_table, load_spec, run_analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "tests" / "data" / "persist_published.csv"
@@ -45,6 +46,7 @@ def test_h1_vs_retention_reproduces(published):
     assert h1.p_perm == pytest.approx(0.021, abs=0.005)  # paper's permutation p: 0.024 (RNG-dependent)
     assert h1.ci_low < 0.61 < h1.ci_high and h1.ci_low > 0
     assert h1.family == "topology" and h1.p_corrected == h1.p_perm  # a one-test family
+    assert h1.ci_method == "bca" and h1.ci_undefined < 0.05 and h1.primary  # n = 14: the bootstrap is allowed
 
 
 def test_measured_parameter_counts(published):
@@ -89,13 +91,18 @@ def test_rank_regression_and_prediction(published):
 def test_headline_and_report(published, tmp_path):
     text = headline_table(published)
     assert "h1_total" in text and "+0.61 [" in text and "14/14" in text
-    paths = write_report(published, tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == "Primary hypotheses (declared in the spec):"
+    assert "rho " in lines[2] and "+0.61 [" in lines[2] and "rho_partial" in lines[3] and "+0.33 [" in lines[3]
+    assert "Other tests (Spearman, all rows):" in text
+    paths = write_outputs(published, tmp_path)
     names = {p.name for p in paths}
     assert {"results.csv", "report.md", "heatmap.png", "forest.png", "scatter_h1_total__ret_100.png"} <= names
     back = pd.read_csv(tmp_path / "results.csv")
     assert back["r"].tolist() == pytest.approx(published.results["r"].tolist(), nan_ok=True)
     report = (tmp_path / "report.md").read_text()
     assert "+0.61 [" in report and "5 of 14 values of `h1_total` equal 0" in report
+    assert "Fisher z interval with Bonett-Wright" in report and "One row per `arch`" in report
     assert all((tmp_path / "figures" / n).read_bytes()[:4] == b"\x89PNG" for n in names if n.endswith(".png"))
 
 

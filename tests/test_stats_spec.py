@@ -1,5 +1,6 @@
 """Analysis specs and table preparation: loading, one-line errors, per-test missing values."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +26,12 @@ def test_shipped_specs_load(name):
 
 def test_persist_spec_maps_tracking_metric_names():
     spec = load_spec(ROOT / "analysis" / "persist.yaml")
-    assert spec.columns["topology/h1_total_persistence_mean"] == "h1_total"
+    assert spec.columns["topology/h1_total_above_eps_mean"] == "h1_total"  # above the noise floor
+    assert spec.columns["topology/h0_total_above_eps_mean"] == "h0_total"
+    assert spec.columns["curvature/fisher_trace_model"] == "fisher_trace"  # model-sampled: the curvature
+    assert spec.columns["curvature/fisher_trace_empirical"] == "fisher_trace_empirical"
+    first = spec.primary[0]
+    assert (first.predictor, first.outcome, first.method) == ("h1_total", "ret@100", "partial_spearman")
     assert spec.columns["forgetting/ret_100"] == "ret@100"
     assert spec.columns["model/num_params"] == "params"
 
@@ -48,10 +54,21 @@ def test_persist_spec_maps_tracking_metric_names():
         ({"predictors": ["a"], "outcomes": ["a"], "methods": ["spearman"]}, "share 'a'"),
         ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "prediction": {"target": "b"}},
          "needs 'target' and 'models'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "primary": [{"predictor": "c",
+                                                                                       "outcome": "b"}]},
+         "primary[0] names undeclared predictor 'c'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"],
+          "primary": [{"predictor": "a", "outcome": "b", "method": "kendall"}]},
+         "primary[0] names undeclared method 'kendall'"),
+        ({"predictors": ["a"], "outcomes": ["b"], "methods": ["spearman"], "primary": [{"predictor": "a"}]},
+         "primary[0] needs 'predictor' and 'outcome'"),
+        ({"predictors": ["a", "c"], "outcomes": ["b"], "covariates": ["c"],
+          "primary": [{"predictor": "c", "outcome": "b", "method": "partial_spearman"}]},
+         "tests 'c' while controlling for it"),
     ],
 )
 def test_bad_specs_raise_one_line_config_errors(raw, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
         spec_from_dict(raw)
     assert "\n" not in str(err.value)
 
@@ -86,7 +103,8 @@ def test_missing_columns_error_or_skip():
     with pytest.raises(DataError, match="table lacks column 'curv'"):
         run_analysis(table, spec)
     res = run_analysis(table, replace(spec, missing_columns="skip"))
-    assert list(res.results["predictor"]) == ["x"] and "curv" in res.notes[0]
+    assert list(res.results["predictor"]) == ["x", "curv"] and "curv" in res.notes[0]
+    assert res.results["note"].tolist() == ["", "not run: column(s) curv not in the table"]
 
 
 def test_missing_values_are_dropped_per_test_and_n_reported():
@@ -122,8 +140,8 @@ def test_persist_spec_runs_on_a_tracking_shaped_table():
         "arch": runs["arch"],
         "type": runs["type"],
         "seed": runs["seed"],
-        "topology/h1_total_persistence_mean": runs["h1"] + noise,
-        "topology/h0_total_persistence_mean": runs["task_a_acc"] * (1 + noise),
+        "topology/h1_total_above_eps_mean": runs["h1"] + noise,
+        "topology/h0_total_above_eps_mean": runs["task_a_acc"] * (1 + noise),
         "topology/h1_count_above_eps_mean": np.round(10 * runs["h1"]),
         "topology/grid_mean_mean": rng.normal(size=len(runs)),
         "model/num_params": runs["params_measured"],
@@ -133,13 +151,17 @@ def test_persist_spec_runs_on_a_tracking_shaped_table():
     spec = replace(load_spec(ROOT / "analysis" / "persist.yaml"), n_permutations=199, n_bootstrap=0, prediction=None)
     res = run_analysis(table, spec)
     assert len(res.table) == 14
-    assert set(res.results["predictor"]) == {"h1_total", "h0_total", "h1_count", "mean_loss", "params"}
+    computed = res.results[res.results["r"].notna()]
+    assert set(computed["predictor"]) == {"h1_total", "h0_total", "h1_count", "mean_loss", "params"}
     assert any("hessian_trace" in note for note in res.notes)
-    means = table.groupby("arch")[["topology/h1_total_persistence_mean", "forgetting/aurc"]].mean()
+    not_run = res.results.query("predictor == 'hessian_trace'")["note"]
+    assert not_run.str.startswith("not run: column(s) hessian_trace").all()
+    means = table.groupby("arch")[["topology/h1_total_above_eps_mean", "forgetting/aurc"]].mean()
     h1 = res.results.query("predictor == 'h1_total' and outcome == 'aurc' and method == 'spearman' and subset == 'all'")
     assert h1["r"].iloc[0] == pytest.approx(stats.spearmanr(means.iloc[:, 0], means.iloc[:, 1])[0], abs=1e-12)
     assert set(res.results["subset"]) == {"all", "cnn"}
-    assert res.results.query("family == 'topology'")["p_holm"].notna().all()
+    topology = res.results.query("family == 'topology'")
+    assert topology.query("r == r")["p_holm"].notna().all() and topology.query("r != r")["p_holm"].isna().all()
 
 
 def test_a_study_too_small_to_test_reports_why_instead_of_failing(tmp_path):
@@ -148,9 +170,10 @@ def test_a_study_too_small_to_test_reports_why_instead_of_failing(tmp_path):
                           "forgetting/ret_100": [0.2, 0.1], "forgetting/aurc": [0.3, 0.2]})
     spec = replace(load_spec(ROOT / "analysis" / "persist.yaml"), n_permutations=99, n_bootstrap=50)
     res = run_analysis(table, spec)
-    assert res.results["r"].isna().all() and (res.results["note"] == "n < min_n (5)").all()
+    assert res.results["r"].isna().all()
+    assert res.results["note"].map(lambda v: v == "n < min_n (5)" or v.startswith("not run: column(s)")).all()
     assert res.prediction is None and any("Prediction skipped" in note for note in res.notes)
-    from persist.stats import write_report
+    from persist.phases.analysis import write_outputs
 
-    paths = write_report(res, tmp_path)
+    paths = write_outputs(res, tmp_path)
     assert "n < min_n (5)" in (tmp_path / "report.md").read_text() and all(p.exists() for p in paths)

@@ -1,4 +1,7 @@
-"""Analysis phase: join the study's runs from the tracking store (or read a table) and test the spec."""
+"""Analysis phase: join the study's runs from the tracking store (or read a table) and test the spec.
+
+The statistics (persist.stats) draw nothing; this phase asks persist/plots/stats.py for the figures
+and writes them next to the report."""
 
 from __future__ import annotations
 
@@ -78,6 +81,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"--table {path} cannot be read as CSV ({type(exc).__name__})") from None
 
 
+def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
+    """The report, its CSVs and its figures (figures/*.png) under ``out_dir``; returns the paths."""
+    import matplotlib.pyplot as plt
+
+    from persist.plots.stats import analysis_figures
+
+    folder = Path(out_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, fig in analysis_figures(result):
+        fig.savefig(folder / name, dpi=150)
+        plt.close(fig)
+        figures.append(folder / name)
+    paths = write_report(result, out_dir, [p.relative_to(Path(out_dir)) for p in figures])
+    return [*paths, *figures]
+
+
 def run_analysis_phase(
     spec_path: str | Path, experiment: str | None = None, table_path: str | Path | None = None,
     out_dir: str | Path | None = None, train_run_ids: set[str] | None = None,
@@ -91,10 +111,9 @@ def run_analysis_phase(
         result = run_analysis(table, spec)
         with tempfile.TemporaryDirectory() as tmp:
             table.to_csv(Path(tmp) / "table.csv", index=False)
-            write_report(result, tmp)
+            write_outputs(result, tmp)
             log_directory(tmp, "analysis")
         if out_dir is not None:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            write_report(result, out_dir)
+            write_outputs(result, out_dir)
         log_metrics({"n_rows": len(table)}, prefix="analysis/")
         return run.info.run_id, result

@@ -1,13 +1,15 @@
 """Figures for the analysis phase: rank scatter, correlation heatmap, forest plot, LOAO predictions.
 
-Pure functions: arrays and DataFrames in, a matplotlib Figure out; nothing is saved or logged.
+Pure functions: arrays, DataFrames or an AnalysisResult in, matplotlib Figures out; nothing is saved
+or logged (persist/phases/analysis.py does that).
 Rank statistics are shown on ranks as well as raw values, because a raw-scale scatter of
 measures spanning three orders of magnitude hides exactly the ordering the test uses.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import re
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +19,10 @@ from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
 import persist.plots  # noqa: F401  (selects the Agg backend)
+from persist.stats.report import SYMBOL, format_p, format_r
+
+if TYPE_CHECKING:
+    from persist.stats.analysis import AnalysisResult
 
 _POINT = "#2b6ca3"
 _FIT = "#c0392b"
@@ -143,6 +149,56 @@ def prediction_plot(
     axes[0][0].set_ylabel(f"held-out prediction of {target_name}")
     fig.suptitle("leave-one-architecture-out predictions", fontsize=12)
     return fig
+
+
+def analysis_figures(result: AnalysisResult) -> Iterator[tuple[str, Figure]]:
+    """Every figure of an analysis as (file name, figure), one at a time so the caller can save and
+    close each before the next is drawn: heatmap, forest plot, one rank scatter per Spearman test
+    on all rows, and the held-out predictions. Forest-plot rows without an interval (see the
+    interval policy) show the point only."""
+    res = result.results
+    main = res[(res["subset"] == "all") & res["r"].notna()]
+    spear = main[main["method"] == "spearman"]
+    if not spear.empty:
+        r = spear.pivot(index="predictor", columns="outcome", values="r")
+        p = spear.pivot(index="predictor", columns="outcome", values=result.p_column).loc[r.index, r.columns]
+        yield "heatmap.png", correlation_heatmap(r, p, f"Spearman rho (stars: uncorrected {result.p_column})")
+    if not main.empty:
+        corrected = main["p_corrected"].to_numpy(float) < result.spec.alpha
+        labels = [f"{p} ({SYMBOL[m]}, {c})" for p, m, c in zip(main["predictor"], main["method"], main["ci_method"])]
+        yield "forest.png", forest_plot(labels, main["r"], main["ci_low"], main["ci_high"],
+                                        groups=list(main["outcome"]), highlight=corrected)
+    for row in spear.itertuples():
+        yield f"scatter_{_slug(row.predictor)}__{_slug(row.outcome)}.png", _scatter(result, row)
+    if result.prediction is not None:
+        yield "prediction.png", _prediction_figure(result)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _scatter(result: AnalysisResult, row) -> Figure:
+    data = result.table[[result.spec.label, row.predictor, row.outcome]].dropna()
+    text = (f"rho = {format_r(row.r, row.ci_low, row.ci_high)} ({row.ci_method})\n"
+            f"p = {format_p(row.p)}, p_perm = {format_p(row.p_perm)}\n"
+            f"n = {row.n}; tied values: x {row.ties_x:g}, y {row.ties_y:g}")
+    return rank_scatter(data[row.predictor].to_numpy(), data[row.outcome].to_numpy(),
+                        list(data[result.spec.label].astype(str)), row.predictor, row.outcome, text)
+
+
+def _prediction_figure(result: AnalysisResult) -> Figure:
+    pred = result.prediction
+    target = result.spec.prediction.target
+    scores = {}
+    for m, r2, rho in pred.scores[["model", "r2", "spearman"]].to_numpy():
+        if not np.isfinite(r2):
+            scores[m] = "not scored:\nequals intercept-only"
+        else:
+            scores[m] = f"R^2 = {r2:+.2f}" + (f"\nrho = {rho:+.2f}" if np.isfinite(rho) else "")
+    models = list(pred.scores["model"])
+    return prediction_plot(pred.predictions[target].to_numpy(), {m: pred.predictions[m].to_numpy() for m in models},
+                           list(pred.predictions[result.spec.label].astype(str)), target, scores)
 
 
 def _labelled_points(ax: Axes, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> None:

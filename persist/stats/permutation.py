@@ -21,6 +21,8 @@ from typing import Callable, Iterator
 import numpy as np
 from scipy.stats import rankdata
 
+from persist.stats.rank_statistics import partial_spearman, rank_residuals
+
 _TOL = 1e-12
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -95,7 +97,8 @@ def _kendall_null(x: np.ndarray, y: np.ndarray, _: tuple[np.ndarray, ...]) -> tu
 def _partial_null(x: np.ndarray, y: np.ndarray, covariates: tuple[np.ndarray, ...]) -> tuple[float, NullFn]:
     design = np.column_stack([np.ones(len(x)), *(rankdata(c) for c in covariates)])
     resid = np.eye(len(x)) - design @ np.linalg.pinv(design)  # symmetric residual-maker M
-    ex, ey = resid @ rankdata(x), resid @ rankdata(y)
+    ex, ey = rank_residuals(x, covariates), rank_residuals(y, covariates)  # = M rank(x), M rank(y)
+    observed = float(partial_spearman(x, y, *covariates))  # the point estimate's code, NaN if undefined
     ex_unit = _unit(ex)
 
     def null(perm: np.ndarray) -> np.ndarray:
@@ -103,7 +106,7 @@ def _partial_null(x: np.ndarray, y: np.ndarray, covariates: tuple[np.ndarray, ..
         with np.errstate(invalid="ignore", divide="ignore"):
             return (e @ ex_unit) / np.linalg.norm(e, axis=1)
 
-    return float(ex_unit @ _unit(ey)), null
+    return observed, null
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -27,13 +27,15 @@ from persist.errors import DataError
 from persist.stats.table import complete_cases
 
 INTERCEPT = "intercept_only"
+SCORE_COLUMNS = ["model", "features", "n", "r2", "spearman", "spearman_p", "mae", "median_alpha", "note"]
+INFORMATION_TOL = 1e-6  # relative to the target's standard deviation
 
 
 @dataclass(frozen=True)
 class PredictionResult:
     """Out-of-sample scores per model and the held-out predictions behind them."""
 
-    scores: pd.DataFrame  # model, features, n, r2, spearman, spearman_p, mae, median_alpha
+    scores: pd.DataFrame  # model, features, n, r2, spearman, spearman_p, mae, median_alpha, note
     predictions: pd.DataFrame  # label, target, one column per model
 
 
@@ -52,7 +54,10 @@ def predict_leave_one_out(
     fold (no log-scale choice, no leakage); ``"standard"`` only standardizes.
     R^2 is 1 - SSE/SST around the mean of all targets. The intercept-only model predicts the
     mean of the other rows, so its R^2 is the floor 1 - (n/(n-1))^2; its Spearman is left NaN
-    because those predictions are perfectly anti-ranked by construction.
+    because those predictions are perfectly anti-ranked by construction. A model whose held-out
+    predictions equal intercept-only's (up to ``INFORMATION_TOL`` x the target's spread: a
+    constant or all-zero feature) carries no information and gets no scores, only a note: its
+    Spearman would be the same artefactual -1.
     """
     features = list(dict.fromkeys(f for fs in models.values() for f in fs))
     data = complete_cases(table, [target, *features])
@@ -66,7 +71,9 @@ def predict_leave_one_out(
         estimator = _ridge(alphas, transform, _min_train_size(groups))
         preds[name], alphas_chosen[name] = _held_out(estimator, data[list(cols)].to_numpy(float), y, groups)
     scores = pd.DataFrame(
-        [_score(name, models.get(name, ()), y, yhat, alphas_chosen[name]) for name, yhat in preds.items()]
+        [_score(name, models.get(name, ()), y, yhat, alphas_chosen[name], preds[INTERCEPT])
+         for name, yhat in preds.items()],
+        columns=SCORE_COLUMNS,
     )
     predictions = pd.DataFrame({label: groups, target: y, **preds})
     return PredictionResult(scores=scores, predictions=predictions)
@@ -98,15 +105,15 @@ def _min_train_size(groups: np.ndarray) -> int:
     return int(len(groups) - counts.max())
 
 
-def _score(name: str, features: tuple[str, ...], y: np.ndarray, yhat: np.ndarray, alphas: list[float]) -> dict:
+def _score(
+    name: str, features: tuple[str, ...], y: np.ndarray, yhat: np.ndarray, alphas: list[float], floor: np.ndarray
+) -> dict:
+    row = {"model": name, "features": ", ".join(features) if features else "(none)", "n": len(y),
+           "median_alpha": float(np.median(alphas)) if alphas else np.nan, "note": ""}
+    scale = max(float(np.std(y)), np.finfo(float).tiny)
+    if name != INTERCEPT and np.max(np.abs(yhat - floor)) <= INFORMATION_TOL * scale:
+        return row | {"r2": np.nan, "spearman": np.nan, "spearman_p": np.nan, "mae": np.nan,
+                      "note": "predictions equal intercept-only (no information in the features): not scored"}
     rho, p = (np.nan, np.nan) if name == INTERCEPT or np.ptp(yhat) == 0 else spearmanr(yhat, y)
-    return {
-        "model": name,
-        "features": ", ".join(features) if features else "(none)",
-        "n": len(y),
-        "r2": float(r2_score(y, yhat)),
-        "spearman": float(rho),
-        "spearman_p": float(p),
-        "mae": float(mean_absolute_error(y, yhat)),
-        "median_alpha": float(np.median(alphas)) if alphas else np.nan,
-    }
+    return row | {"r2": float(r2_score(y, yhat)), "spearman": float(rho), "spearman_p": float(p),
+                  "mae": float(mean_absolute_error(y, yhat))}

@@ -58,6 +58,20 @@ class Family:
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """A declared primary hypothesis: one test, printed first and answered whatever its result."""
+
+    predictor: str
+    outcome: str
+    method: str = "spearman"
+    subset: str = ALL
+
+    def matches(self, predictor: str, outcome: str, method: str, subset: str) -> bool:
+        """Whether one test is this hypothesis."""
+        return (self.predictor, self.outcome, self.method, self.subset) == (predictor, outcome, method, subset)
+
+
+@dataclass(frozen=True)
 class Regression:
     """One OLS model on ranks: rank(outcome) ~ 1 + rank(predictors...)."""
 
@@ -100,6 +114,7 @@ class AnalysisSpec:
     missing_columns: str = "error"
     regressions: tuple[Regression, ...] | None = None
     prediction: PredictionSpec | None = None
+    primary: tuple[Hypothesis, ...] = ()
 
     def __post_init__(self) -> None:
         if self.methods is None:
@@ -118,6 +133,10 @@ class AnalysisSpec:
             if fam.contains(predictor, outcome, method, subset):
                 return fam.name
         return ""
+
+    def is_primary(self, predictor: str, outcome: str, method: str, subset: str) -> bool:
+        """Whether one test is a declared primary hypothesis."""
+        return any(h.matches(predictor, outcome, method, subset) for h in self.primary)
 
     def rank_regressions(self) -> tuple[Regression, ...]:
         """Declared models, or by default outcome ~ predictor + covariates for each pair."""
@@ -258,6 +277,18 @@ def _prediction(key: str, value: Any) -> PredictionSpec | None:
     return PredictionSpec(**kw)
 
 
+def _primary(key: str, value: Any) -> tuple[Hypothesis, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"'{key}' must be a list of {{predictor, outcome, method, subset}}")
+    out = []
+    for i, item in enumerate(value):
+        _check_keys(item, ("predictor", "outcome", "method", "subset"), f"primary[{i}]")
+        if "predictor" not in item or "outcome" not in item:
+            raise ConfigError(f"primary[{i}] needs 'predictor' and 'outcome'")
+        out.append(Hypothesis(**{k: str(v) for k, v in item.items()}))
+    return tuple(out)
+
+
 _SCALAR_TYPES: dict[str, type] = {
     "label": str, "p_value": str, "n_permutations": int, "n_bootstrap": int, "ci_method": str,
     "confidence": float, "alpha": float, "seed": int, "min_n": int, "aggregate": str, "missing_columns": str,
@@ -265,7 +296,7 @@ _SCALAR_TYPES: dict[str, type] = {
 _PARSERS = {
     "predictors": _names, "outcomes": _names, "covariates": _names, "methods": _names,
     "corrections": _names, "columns": _columns, "subsets": _subsets, "families": _families,
-    "regressions": _regressions, "prediction": _prediction,
+    "regressions": _regressions, "prediction": _prediction, "primary": _primary,
 }
 _TOP_KEYS = tuple(_PARSERS) + tuple(_SCALAR_TYPES)
 
@@ -323,6 +354,13 @@ def _validate_references(spec: AnalysisSpec) -> None:
             bad = [v for v in getattr(fam, attr) if v not in allowed]
             if bad:
                 raise ConfigError(f"family '{fam.name}' names unknown {attr[:-1]} '{bad[0]}'")
+    for i, hyp in enumerate(spec.primary):
+        for attr, allowed in (("predictor", known["predictors"]), ("outcome", known["outcomes"]),
+                              ("method", known["methods"]), ("subset", known["subsets"])):
+            if getattr(hyp, attr) not in allowed:
+                raise ConfigError(f"primary[{i}] names undeclared {attr} '{getattr(hyp, attr)}'")
+        if hyp.method == "partial_spearman" and hyp.predictor in spec.covariates:
+            raise ConfigError(f"primary[{i}] tests '{hyp.predictor}' while controlling for it")
     variables = set(spec.predictors) | set(spec.covariates) | set(spec.outcomes)
     for reg in spec.regressions or ():
         bad = [v for v in (reg.outcome, *reg.predictors) if v not in variables]

@@ -2,7 +2,9 @@
 
 The unit of a cross-architecture study is the architecture: several seeds or slices of one
 architecture are not independent observations, so they are averaged before any test
-(counting them as separate rows would be pseudo-replication and shrink every p-value).
+(counting them as separate rows would be pseudo-replication and shrink every p-value). The
+per-seed rows are kept too (:func:`prepare_rows`): the two-level bootstrap and the mixed-effects
+check use them so that seed-to-seed variation reaches the intervals.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from persist.stats.spec import ALL, AnalysisSpec
 
 def prepare_table(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame, list[str]]:
     """Rename, check and aggregate ``table``; return it with notes on anything dropped or averaged."""
+    rows, notes = prepare_rows(table, spec)
+    return aggregate(rows, spec, notes), notes
+
+
+def prepare_rows(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Rename and check ``table`` and make the spec's columns numeric, one row per run (not aggregated)."""
     df = table.rename(columns=dict(spec.columns))
     if spec.label not in df.columns:
         raise DataError(f"table has no label column '{spec.label}' (set 'label' or map it in 'columns')")
@@ -29,7 +37,7 @@ def prepare_table(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame
     present = [c for c in needed if c in df.columns]
     for col in present:
         df[col] = _numeric(df[col], col)
-    return _aggregate(df, spec, present, notes), notes
+    return df, notes
 
 
 def subset_rows(df: pd.DataFrame, spec: AnalysisSpec, subset: str) -> pd.DataFrame:
@@ -76,7 +84,9 @@ def _numeric(col: pd.Series, name: str) -> pd.Series:
     return out.astype(float).replace([np.inf, -np.inf], np.nan)
 
 
-def _aggregate(df: pd.DataFrame, spec: AnalysisSpec, numeric: list[str], notes: list[str]) -> pd.DataFrame:
+def aggregate(df: pd.DataFrame, spec: AnalysisSpec, notes: list[str]) -> pd.DataFrame:
+    """One row per ``spec.label``: the mean (or median) of the spec's numeric columns; a note says so."""
+    numeric = [c for c in _needed_columns(spec) if c in df.columns]
     counts = df.groupby(spec.label, sort=False).size()
     if (counts == 1).all():
         return df.reset_index(drop=True)

@@ -1,0 +1,162 @@
+"""Coverage of the intervals the analysis reports, at the sample sizes of a study (n = 7 and 14).
+
+For each cell (n, continuous or quantized data, latent correlation, statistic) the script draws
+R independent tables, asks the interval policy (persist.stats.intervals) for each table's
+interval and counts how often it contains the population value of the statistic. The population
+value is that of a 400,000-row sample of the same distribution (Kendall: 100,000 rows), which for
+quantized data is the tie-aware (mid-rank / tau-b) value the sample statistic estimates.
+
+Data: z ~ N(0, 1); (e1, e2) bivariate normal with correlation rho; x = 0.6 z + 0.8 e1,
+y = 0.6 z + 0.8 e2; the partial correlation controls for z. Quantized: round(1.2 v) for x, y and
+z (about 7 distinct values, many ties). Rows with an undefined estimate or no interval ("none",
+e.g. |r| = 1) are counted but not scored. The reference rows show what the policy does *not*
+report (a bootstrap at n = 7, Fisher z for tied Kendall), to show why.
+
+    .venv/bin/python benchmarks/bench_stats_coverage.py            # R = 1000, B = 999: a few minutes
+    .venv/bin/python benchmarks/bench_stats_coverage.py --quick    # R = 400, B = 499
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import zlib
+
+import numpy as np
+from scipy import stats
+
+from persist.stats.bootstrap import bootstrap_distribution, intervals_from_distribution, jackknife
+from persist.stats.intervals import confidence_intervals, fisher_z_interval
+from persist.stats.rank_statistics import STATISTICS
+
+METHODS = ("spearman", "kendall", "partial_spearman")
+RHOS = (0.0, 0.6, 0.9)
+CHUNK = 100  # tables per bootstrap call; each chunk has its own resampling seed
+
+
+def draw(rng: np.random.Generator, count: int, n: int, rho: float, quantized: bool) -> tuple[np.ndarray, ...]:
+    z = rng.normal(size=(count, n))
+    e1 = rng.normal(size=(count, n))
+    e2 = rho * e1 + np.sqrt(1 - rho**2) * rng.normal(size=(count, n))
+    x, y = 0.6 * z + 0.8 * e1, 0.6 * z + 0.8 * e2
+    if quantized:
+        x, y, z = (np.round(1.2 * v) for v in (x, y, z))
+    return x, y, z
+
+
+def population_value(method: str, rho: float, quantized: bool) -> float:
+    rng = np.random.default_rng(12345)
+    size = 100_000 if method == "kendall" else 400_000
+    x, y, z = (v[0] for v in draw(rng, 1, size, rho, quantized))
+    if method == "kendall":
+        return float(stats.kendalltau(x, y)[0])
+    return float(STATISTICS[method](x, y, *((z,) if method == "partial_spearman" else ())))
+
+
+def wilson(hits: int, total: int) -> tuple[float, float]:
+    if total == 0:
+        return float("nan"), float("nan")
+    p, z = hits / total, 1.96
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total**2)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
+def cell(n: int, quantized: bool, rho: float, method: str, reps: int, boot: int, ci_method: str) -> dict:
+    truth = population_value(method, rho, quantized)
+    rng = np.random.default_rng(zlib.crc32(repr((n, quantized, rho, method)).encode()))
+    x, y, z = draw(rng, reps, n, rho, quantized)
+    cov = (z,) if method == "partial_spearman" else ()
+    r = STATISTICS[method](x, y, *cov)
+    ok = np.isfinite(r)
+    tallies: dict[str, list] = {}
+    reference: dict[str, list] = {}
+    for start in range(0, reps, CHUNK):
+        part = np.flatnonzero(ok[start : start + CHUNK]) + start
+        if part.size == 0:
+            continue
+        data = (x[part], y[part], *(c[part] for c in cov))
+        ivs = confidence_intervals(method, data[0], data[1], data[2:], estimates=r[part], n_bootstrap=boot,
+                                   seed=start, ci_method=ci_method)
+        for iv in ivs:
+            t = tallies.setdefault(iv.method, [0, 0, 0.0])
+            t[1] += 1
+            if iv.method != "none":
+                t[0] += iv.low <= truth <= iv.high
+                t[2] += iv.high - iv.low
+        _reference(method, n, data, r[part], truth, boot, start, ci_method, reference)
+        if n >= 12 and ci_method == "bca":  # the policy's other bootstrap method, for specs that choose it
+            for iv in confidence_intervals(method, data[0], data[1], data[2:], estimates=r[part], n_bootstrap=boot,
+                                           seed=start, ci_method="percentile"):
+                t = tallies.setdefault(f"{iv.method} (ci_method: percentile)", [0, 0, 0.0])
+                t[1] += 1
+                if iv.method != "none":
+                    t[0] += iv.low <= truth <= iv.high
+                    t[2] += iv.high - iv.low
+    return {"n": n, "data": "quantized" if quantized else "continuous", "rho": rho, "method": method,
+            "truth": truth, "undefined": int((~ok).sum()), "tallies": tallies, "reference": reference}
+
+
+def _reference(method, n, data, r, truth, boot, seed, ci_method, out) -> None:
+    """Intervals the policy does not report, scored the same way, to show why it does not."""
+    if n < 12:  # the bootstrap the policy refuses at small n
+        dist = bootstrap_distribution(method, data[0], data[1], data[2:], boot, seed)
+        jack = jackknife(method, data[0], data[1], data[2:]) if ci_method == "bca" else None
+        low, high, defined, _ = intervals_from_distribution(dist, r, jack, 0.95, ci_method)
+        t = out.setdefault(f"{ci_method} (refused: n < 12)", [0, 0, 0.0])
+        t[1] += int(defined.sum())
+        t[0] += int(((low <= truth) & (truth <= high) & defined).sum())
+        t[2] += float(np.nansum(high - low))
+    if method == "kendall":
+        tied = [len(np.unique(a)) < n or len(np.unique(b)) < n for a, b in zip(data[0], data[1])]
+        for ri, is_tied in zip(r, tied):
+            if is_tied and abs(ri) < 1:
+                iv = fisher_z_interval(float(ri), n, method, 0)  # what a tied Kendall would get
+                t = out.setdefault("fisher_z (refused: tied Kendall)", [0, 0, 0.0])
+                t[1] += 1
+                t[0] += iv.low <= truth <= iv.high
+                t[2] += iv.high - iv.low
+
+
+def rows_of(result: dict) -> list[str]:
+    lines = []
+    for kind, source in (("policy", result["tallies"]), ("reference", result["reference"])):
+        for name, (hits, total, width) in sorted(source.items()):
+            lo, hi = wilson(hits, total)
+            if name.startswith("none"):
+                cov = "–"
+                flag = "(no interval)"
+            else:
+                cov = f"{hits / total:.1%}" if total else "–"
+                flag = "" if kind == "reference" else ("ok" if 0.93 <= hits / total <= 0.97 else
+                                                       "CI overlaps 93-97" if lo <= 0.97 and hi >= 0.93 else "OUT")
+            ci = f"[{lo:.1%}, {hi:.1%}]" if total and not name.startswith("none") else ""
+            mean_width = f"{width / total:.2f}" if total and not name.startswith("none") else ""
+            label = name if kind == "policy" else f"_{name}_"
+            lines.append(f"| {result['n']} | {result['data']} | {result['rho']:.1f} | {result['method']} | "
+                         f"{result['truth']:+.3f} | {label} | {total} | {cov} | {ci} | {mean_width} | {flag} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="R = 400 tables per cell, B = 499 resamples")
+    parser.add_argument("--ci-method", default="bca", choices=("bca", "percentile"))
+    args = parser.parse_args()
+    reps, boot = (400, 499) if args.quick else (1000, 999)
+    started = time.perf_counter()
+    print(f"R = {reps} tables per cell, B = {boot} bootstrap resamples, bootstrap method {args.ci_method}\n")
+    print("| n | data | latent rho | statistic | population value | interval | intervals | coverage "
+          "| Wilson 95% | mean width | 93-97%? |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in (7, 14):
+        for quantized in (False, True):
+            for rho in RHOS:
+                for method in METHODS:
+                    for line in rows_of(cell(n, quantized, rho, method, reps, boot, args.ci_method)):
+                        print(line, flush=True)
+    print(f"\n{time.perf_counter() - started:.0f} s in total")
+
+
+if __name__ == "__main__":
+    main()
