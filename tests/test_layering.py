@@ -12,10 +12,6 @@ ALLOWED = {"mlflow": ("tracking/",), "optuna": ("sweep.py",), "click": ("cli.py"
 NOT_LIBRARY = ("cli.py", "phases/", "pipeline.py", "sweep.py", "tracking/", "plots/")
 WIRING = ("persist.phases", "persist.pipeline", "persist.sweep", "persist.cli", "persist.tracking", "persist.plots")
 FORBIDDEN_IN_LIBRARY = ("mlflow", "click", "optuna", *WIRING)
-# Library modules that still import a forbidden module, each with the branch that removes the import.
-KNOWN_EXCEPTIONS = {
-    "stats/report.py": "persist.plots",  # removed by the stats branch
-}
 
 
 def imported_modules(source: str) -> set[str]:
@@ -46,8 +42,7 @@ def test_imports_respect_the_layers(path):
         if any(_under(m, (top,)) for m in modules):
             assert rel.startswith(places), f"{rel} imports {top}"
     if not rel.startswith(NOT_LIBRARY):
-        allowed = KNOWN_EXCEPTIONS.get(rel, "")
-        bad = sorted(m for m in modules if _under(m, FORBIDDEN_IN_LIBRARY) and not _under(m, (allowed,)))
+        bad = sorted(m for m in modules if _under(m, FORBIDDEN_IN_LIBRARY))
         assert not bad, f"library module {rel} imports {', '.join(bad)}"
 
 
@@ -60,10 +55,3 @@ def test_the_check_sees_every_forbidden_import():
         assert module in imported_modules(source) and _under(module, FORBIDDEN_IN_LIBRARY), source
     assert not _under("persist.plotsx", FORBIDDEN_IN_LIBRARY)
 
-
-def test_known_exceptions_are_still_needed():
-    """An exception whose import is gone must be deleted, so the list only shrinks."""
-    for rel, module in KNOWN_EXCEPTIONS.items():
-        path = PACKAGE / rel
-        assert path.is_file() and any(_under(m, (module,)) for m in imported_modules(path.read_text())), (
-            f"{rel} no longer imports {module}: delete it from KNOWN_EXCEPTIONS")
