@@ -28,3 +28,9 @@ class CheckpointError(PersistError):
 
 class UpstreamRunNotFound(PersistError):
     """A run id given as input does not exist or lacks the artifact the phase needs."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (what schedulers and ``kill`` send), raised like KeyboardInterrupt so that runs end KILLED
+    and resumable rather than RUNNING forever. A BaseException so ``except Exception`` never swallows it."""
+
