@@ -251,6 +251,7 @@ def upstream_config(tracking_uri: str | None, run_id: str, preset: str, override
 
     import torch
 
+    from persist.devices import resolve_device
     from persist.phases.common import checkpoint_name, load_trained_model
     from persist.tracking import setup_tracking
     from persist.tracking.runs import check_tracking_uri
@@ -260,6 +261,7 @@ def upstream_config(tracking_uri: str | None, run_id: str, preset: str, override
         raise ConfigError(f"'{inherited[0]}' is fixed by the upstream run; retrain to change data, model, train "
                           "or seed")
     cfg = build_config(preset, overrides, **shortcuts)
+    resolve_device(cfg.device)
     if check is not None:
         check(cfg)
     checkpoint_name(checkpoint)

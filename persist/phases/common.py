@@ -215,8 +215,10 @@ def check_landscape_resources(cfg: RunConfig) -> None:
 def check_member(cfg: RunConfig) -> None:
     """Load the data (cached for the phase that follows) and build the model on the meta device, so an unknown
     dataset or architecture, missing files or a model too big for memory fail before anything is logged."""
+    from persist.devices import resolve_device
     from persist.models import count_parameters
 
+    resolve_device(cfg.device)
     task = load_task(cfg.data.dataset, "A", cfg.data.data_dir, cfg.data.val_fraction, cfg.seed, cfg.data.download)
     name = f"{cfg.model.arch}@{cfg.model.width:g}"
     try:
