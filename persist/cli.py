@@ -104,12 +104,12 @@ class PersistGroup(click.Group):
                 raise
             except PersistError as exc:
                 _fail(str(exc), 2, debug)
-            except KeyboardInterrupt:
-                click.echo(f"interrupted: {RESUME}", err=True)
-                sys.exit(130)
             except Terminated:
                 click.echo(f"terminated: {RESUME}", err=True)
                 sys.exit(143)
+            except KeyboardInterrupt:
+                click.echo(f"interrupted: {RESUME}", err=True)
+                sys.exit(130)
             except Exception as exc:  # a bug or an environment failure, not the user's input
                 hint = "" if debug else "; rerun with --debug for the traceback"
                 _fail(f"internal error ({type(exc).__name__}): {one_line(str(exc))[:400]}{hint}", 1, debug)
