@@ -293,7 +293,7 @@ def landscape_cmd(preset, overrides, tracking_uri, experiment, device, progress,
         "landscape.slices": slices, "landscape.resolution": resolution, "landscape.span": span,
         "landscape.subset": subset, "experiment": experiment, "device": device})
     rank, world = init_distributed_from_env()
-    compute = lambda: run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)  # noqa: E731
+    compute = lambda: run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)
     run_id = compute() if world > 1 else locked("landscape", landscape_hash(cfg, train_run_id), compute)
     if rank == 0:
         report(line, {"phase": "landscape", "run_id": run_id})
@@ -334,7 +334,7 @@ def np_cmd(preset, overrides, tracking_uri, experiment, device, progress, run_id
     if not run_id:
         raise click.UsageError("Missing option '--train-run-id'.")
     cfg, line = upstream_config(tracking_uri, run_id, preset, overrides, UPSTREAM_PHASES["neural_persistence"],
-                                checkpoint, **{"experiment": experiment, "device": device})
+                                checkpoint, experiment=experiment, device=device)
     new_id, values = run_neural_persistence(cfg, run_id, checkpoint)
     report(line, {"phase": "neural_persistence", "run_id": new_id, "np/mean_normalized": values["np/mean_normalized"]})
 
@@ -363,7 +363,7 @@ def init_quality_cmd(stage, preset, legacy_size, overrides, tracking_uri, experi
     stages = parse_stages(stage)
     check_tracking_uri(tracking_uri)
     uri = setup_tracking(tracking_uri, experiment)
-    run_id, metrics = run_init_quality(cfg, stages, progress=progress)
+    run_id, _ = run_init_quality(cfg, stages, progress=progress)
     report(f"tracking: {uri} (experiment '{experiment}')", {"phase": "init_quality", "run_id": run_id, "stages": stages})
 
 

@@ -22,7 +22,6 @@ from persist.phases.train import run_train, train_hash
 from persist.tracking import find_finished, get_run, log_json, phase_run, set_tags
 from persist.tracking.runs import experiment_name
 
-
 PHASES = ("train", "landscape", "forgetting")
 
 

@@ -367,7 +367,7 @@ def test_debug_shows_the_traceback(store, isolated):
 
 
 def test_an_internal_failure_is_one_line_with_status_1(store, isolated, monkeypatch):
-    import persist.phases.common as common
+    from persist.phases import common
 
     def broken(cfg):
         raise RuntimeError("disk on fire\nsecond line")
@@ -375,8 +375,8 @@ def test_an_internal_failure_is_one_line_with_status_1(store, isolated, monkeypa
     monkeypatch.setattr(common, "check_member", broken)
     result = CliRunner().invoke(cli, ["train", "--no-progress"])
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == ["error: internal error (RuntimeError): disk on fire second line; "
-                                          "rerun with --debug for the traceback"]
+    assert result.stderr.splitlines() == [("error: internal error (RuntimeError): disk on fire second line; "
+                                           "rerun with --debug for the traceback")]
 
 
 def test_repeated_np_leaves_no_temporary_files(store, isolated, tmp_path, monkeypatch):

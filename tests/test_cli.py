@@ -84,7 +84,7 @@ def test_neural_persistence_of_a_trained_model(tracking):
     from mlflow.tracking import MlflowClient
 
     run_id = _train_run()
-    result = CliRunner().invoke(cli, ["np", "--run-id", run_id, "--no-progress"])
+    result = CliRunner().invoke(cli, ["np", "--train-run-id", run_id, "--no-progress"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     run = MlflowClient().get_run(out["run_id"])

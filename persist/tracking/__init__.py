@@ -1,6 +1,6 @@
 """The only place that imports mlflow: run lifecycle, tags, artifacts and run lookup."""
 
-from persist.tracking.artifacts import download_artifact, downloaded, log_directory, log_arrays, log_figure, log_json, read_json
+from persist.tracking.artifacts import download_artifact, downloaded, log_arrays, log_directory, log_figure, log_json, read_json
 from persist.tracking.runs import (
     find_finished,
     find_runs,

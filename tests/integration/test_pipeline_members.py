@@ -1,6 +1,7 @@
 """A study survives one failing member: its failure is recorded, the others finish, the analysis runs on them."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -42,8 +43,8 @@ def test_one_failing_member_is_recorded_and_the_others_finish(tracking, broken_a
     result = _study([])
     assert result.exit_code == 0, result.output
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert warning == ["warning: 1 of 3 study members failed and are missing from the analysis: broken_mlp@0.25 "
-                       "seed 0: RuntimeError: broken on purpose"]
+    assert warning == [("warning: 1 of 3 study members failed and are missing from the analysis: broken_mlp@0.25 "
+                        "seed 0: RuntimeError: broken on purpose")]
     client = MlflowClient()
     exp = client.get_experiment_by_name("members")
     runs = client.search_runs([exp.experiment_id], max_results=200)
@@ -52,7 +53,7 @@ def test_one_failing_member_is_recorded_and_the_others_finish(tracking, broken_a
     assert arch["broken_mlp"].data.tags["persist.error"] == "RuntimeError: broken on purpose"
     study = next(r for r in runs if r.data.tags["persist.phase"] == "pipeline")
     assert study.info.status == "FINISHED"
-    missing = json.loads(open(client.download_artifacts(study.info.run_id, "study/missing.json")).read())
+    missing = json.loads(Path(client.download_artifacts(study.info.run_id, "study/missing.json")).read_text())
     assert missing == [{"arch": "broken_mlp", "width": 0.25, "seed": 0, "reason": "RuntimeError: broken on purpose"}]
     analysis = next(r for r in runs if r.data.tags["persist.phase"] == "analysis")
     assert analysis.data.metrics["analysis/n_rows"] == 2  # the two members that finished

@@ -31,7 +31,7 @@ def test_sigterm_stops_train_cleanly(tracking, tmp_path):
         proc.kill()
         pytest.fail(f"training never started: {proc.communicate()[1][-2000:]}")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert err.splitlines() == ["terminated: finished work is saved; rerun the same command to resume"]
     assert client.get_run(run.info.run_id).info.status == "KILLED"
