@@ -46,6 +46,7 @@ def one_line(text: str) -> str:
 
 
 def _debug(args: list[str] | None) -> bool:
+    """``persist --debug ...`` or PERSIST_DEBUG=1 (read from the arguments too, for errors found while parsing)."""
     given = sys.argv[1:] if args is None else list(args)
     return os.environ.get("PERSIST_DEBUG", "") not in ("", "0") or "--debug" in given[:1]
 
@@ -96,7 +97,7 @@ class PersistGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = _debug(None) or bool(ctx.params.get("debug"))
+        debug = _debug([]) or bool(ctx.params.get("debug"))
         with _SigtermRaises():
             try:
                 return super().invoke(ctx)
