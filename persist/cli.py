@@ -425,25 +425,16 @@ def read_table_checked(path: str):
               help="Experiment that receives the analysis run when --table is used.")
 def analysis_cmd(spec, experiment, legacy_experiment, table, out_dir, tracking_uri, log_experiment) -> None:
     """Correlate landscape topology with retention across architectures (prints the headline table)."""
-    import mlflow
-
-    from persist.errors import UpstreamRunNotFound
     from persist.phases.analysis import run_analysis_phase
     from persist.stats import headline_table
     from persist.tracking import setup_tracking
-    from persist.tracking.runs import check_tracking_uri, experiment_exists
+    from persist.tracking.runs import check_tracking_uri
 
     experiment = experiment or legacy_experiment or "persist-smoke"
     check_analysis_inputs(spec, len(read_table_checked(table)) if table else 0, out_dir)
     check_tracking_uri(tracking_uri)
-    if table:
-        uri = setup_tracking(tracking_uri, log_experiment)
-    else:  # read-only input: neither the store nor the experiment is created when missing
-        uri = setup_tracking(tracking_uri, None, create=False)
-        if not experiment_exists(experiment):
-            raise UpstreamRunNotFound(f"experiment '{experiment}' not found in the tracking store {uri}")
-        if not os.environ.get("MLFLOW_RUN_ID"):
-            mlflow.set_experiment(experiment)
+    # read-only input: neither the store nor the experiment is created when missing
+    uri = setup_tracking(tracking_uri, log_experiment) if table else setup_tracking(tracking_uri, experiment, False)
     run_id, result = run_analysis_phase(spec, experiment=experiment, table_path=table or None, out_dir=out_dir)
     click.echo(headline_table(result))
     report(f"tracking: {uri}", {"phase": "analysis", "run_id": run_id})

@@ -69,8 +69,8 @@ def check_tracking_uri(uri: str | None) -> str:
 def setup_tracking(uri: str | None, experiment: str | None, create: bool = True) -> str:
     """Point MLflow at ``uri`` and select ``experiment`` (if given) unless ``mlflow run`` already chose the run.
 
-    With ``create=False`` a sqlite store that does not exist yet is an error instead of a new empty file
-    (a downstream phase only reads, and nothing it asks for can be in a store that does not exist).
+    With ``create=False`` neither the store nor the experiment is created: a missing one is an error (a
+    reader such as a downstream phase or the analysis cannot find anything in a store that does not exist).
     Opening a brand-new sqlite store runs MLflow's schema migration, which two processes must not run at
     once (Alembic fails), so the first open holds a lock beside the database file.
     """
@@ -80,6 +80,8 @@ def setup_tracking(uri: str | None, experiment: str | None, create: bool = True)
         raise UpstreamRunNotFound(f"no tracking store at {resolved} (nothing has been logged there yet)")
     mlflow.set_tracking_uri(resolved)
     _open_store(resolved, db)
+    if experiment is not None and not create and not experiment_exists(experiment):
+        raise UpstreamRunNotFound(f"experiment '{experiment}' not found in the tracking store {resolved}")
     if experiment is not None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment)
     return resolved
