@@ -10,11 +10,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Iterable
 
 from persist.errors import ConfigError
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    """One-line ConfigError naming the key, the rule and the value (checked when a config is built)."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -25,11 +36,18 @@ class DataConfig:
     val_fraction: float = 0.1  # validation split carved from training data, for checkpoint selection
     augment: bool = True  # random crop (pad = image_size // 8) + horizontal flip during training
 
+    def __post_init__(self) -> None:
+        _require(_finite(self.val_fraction) and 0 < self.val_fraction < 1, "data.val_fraction", "in (0, 1)",
+                 self.val_fraction)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "mlp"  # a name from `persist models`
     width: float = 1.0  # channel/hidden multiplier; 1.0 is the study architecture
+
+    def __post_init__(self) -> None:
+        _require(_finite(self.width) and 0 < self.width <= 64, "model.width", "a finite number in (0, 64]", self.width)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,12 @@ class TrainConfig:
     np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
     np_burn_in: int = 0  # epochs before NP early stopping may trigger
 
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
+        _require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
+        _require(_finite(self.lr) and self.lr > 0, "train.lr", "a finite number > 0", self.lr)
+        _require(self.warmup_epochs >= 0, "train.warmup_epochs", ">= 0", self.warmup_epochs)
+
 
 @dataclass(frozen=True)
 class LandscapeConfig:
@@ -61,6 +85,13 @@ class LandscapeConfig:
     batch_size: int = 1024
     precision: str = "fp32"  # fp32 | bf16 | fp16 (reduced precision is recorded)
     method: str = "auto"  # auto (timed once) | vmap (several nodes per forward) | foreach (one node per forward)
+
+    def __post_init__(self) -> None:
+        _require(self.resolution >= 3, "landscape.resolution", ">= 3", self.resolution)
+        _require(self.slices >= 1, "landscape.slices", ">= 1", self.slices)
+        _require(_finite(self.span) and self.span > 0, "landscape.span", "a finite number > 0", self.span)
+        _require(self.subset >= 0, "landscape.subset", ">= 0 (0 = all)", self.subset)
+        _require(self.batch_size >= 1, "landscape.batch_size", ">= 1", self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -95,6 +126,14 @@ class ForgettingConfig:
     barrier_points: int = 21  # points on the task-A -> task-B straight path
     np_every: int = 0  # > 0: log per-layer neural persistence every N task-B steps
 
+    def __post_init__(self) -> None:
+        _require(len(self.steps) > 0 and min(self.steps) >= 0, "forgetting.steps",
+                 "a non-empty list of step counts >= 0", self.steps)
+        _require(_finite(self.lr) and self.lr > 0, "forgetting.lr", "a finite number > 0", self.lr)
+        _require(self.batch_size >= 1, "forgetting.batch_size", ">= 1", self.batch_size)
+        _require(_finite(self.ewc_lambda) and self.ewc_lambda >= 0, "forgetting.ewc_lambda", "a finite number >= 0",
+                 self.ewc_lambda)
+
 
 @dataclass(frozen=True)
 class NeuralPersistenceConfig:
@@ -123,6 +162,10 @@ class RunConfig:
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     neural_persistence: NeuralPersistenceConfig = field(default_factory=NeuralPersistenceConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", ">= 0", self.seed)
+        _require(bool(self.experiment.strip()), "experiment", "a non-empty name", self.experiment)
 
 
 STUDY_ARCHITECTURES = (

@@ -28,3 +28,10 @@ class CheckpointError(PersistError):
 
 class UpstreamRunNotFound(PersistError):
     """A run id given as input does not exist or lacks the artifact the phase needs."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send), raised in the main thread so that runs end KILLED and
+    resumable rather than RUNNING forever. A KeyboardInterrupt, so every handler of Ctrl-C (run lifecycle,
+    Optuna marking a trial FAIL) treats it the same, and ``except Exception`` never swallows it."""
+

@@ -7,20 +7,20 @@ after a kill continues where it stopped and duplicates nothing.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
 from persist.config import RunConfig, config_hash, override
-from persist.errors import ConfigError
+from persist.errors import ConfigError, PersistError
 from persist.phases.common import phase_lock, run_tags
 from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
 from persist.phases.train import run_train, train_hash
-from persist.tracking import find_finished, get_run, phase_run, set_tags
+from persist.tracking import find_finished, get_run, log_json, phase_run, set_tags
 from persist.tracking.runs import experiment_name
-
 
 PHASES = ("train", "landscape", "forgetting")
 
@@ -60,14 +60,34 @@ def run_architecture(cfg: RunConfig, progress: bool = True) -> ArchitectureRuns:
     name = f"{cfg.model.arch}@{cfg.model.width:g}-{cfg.data.dataset}-s{cfg.seed}"
     with phase_run("architecture", cfg, run_tags(cfg, **{"persist.config_hash": key}), run_name=name) as parent:
         out.run_ids["architecture"] = parent.info.run_id
-        train_id = reuse_or_run("train", train_hash(cfg), lambda: run_train(cfg, progress=progress))
-        out.run_ids["train"] = train_id
-        out.run_ids["landscape"] = reuse_or_run("landscape", landscape_hash(cfg, train_id),
-                                                lambda: run_landscape(cfg, train_id, progress=progress))
-        out.run_ids["forgetting"] = reuse_or_run("forgetting", forgetting_hash(cfg, train_id),
-                                                 lambda: run_forgetting(cfg, train_id, progress=progress))
-        set_tags({f"persist.{p}_run_id": out.run_ids[p] for p in PHASES})
+        with record_failure():
+            _run_phases(cfg, out, progress)
     return out
+
+
+@contextlib.contextmanager
+def record_failure() -> Iterator[None]:
+    """Tag the active run with the one-line reason of an error before it ends FAILED (then re-raise)."""
+    try:
+        yield
+    except Exception as exc:
+        set_tags({"persist.error": one_line(exc)})
+        raise
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return (text if isinstance(exc, PersistError) else f"{type(exc).__name__}: {text}")[:500]
+
+
+def _run_phases(cfg: RunConfig, out: ArchitectureRuns, progress: bool) -> None:
+    train_id = reuse_or_run("train", train_hash(cfg), lambda: run_train(cfg, progress=progress))
+    out.run_ids["train"] = train_id
+    out.run_ids["landscape"] = reuse_or_run("landscape", landscape_hash(cfg, train_id),
+                                            lambda: run_landscape(cfg, train_id, progress=progress))
+    out.run_ids["forgetting"] = reuse_or_run("forgetting", forgetting_hash(cfg, train_id),
+                                             lambda: run_forgetting(cfg, train_id, progress=progress))
+    set_tags({f"persist.{p}_run_id": out.run_ids[p] for p in PHASES})
 
 
 @dataclass
@@ -76,10 +96,16 @@ class PipelineResult:
     architectures: list[ArchitectureRuns]
     analysis: Any = None
     analysis_run_id: str | None = None
+    missing: list[dict[str, Any]] = field(default_factory=list)  # members that failed, with the reason
 
 
-def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
-    """Every architecture x seed of ``cfg.study``, then the declared analysis over all of them."""
+def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False) -> PipelineResult:
+    """Every architecture x seed of ``cfg.study``, then the declared analysis over all of them.
+
+    A member that fails is recorded on its architecture run (FAILED, tag ``persist.error``) and on the
+    study run (``study/missing.json``, tag ``persist.missing``), and the study goes on with the rest; the
+    analysis then covers the members that finished. ``fail_fast`` stops at the first failure instead.
+    """
     from persist.phases.analysis import run_analysis_phase
 
     members = [(entry, seed) for entry in cfg.study.archs for seed in cfg.study.seeds]
@@ -90,7 +116,19 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
         bar = tqdm(configs, desc="study", unit="arch", disable=not progress)
         for member in bar:
             bar.set_postfix_str(f"{member.model.arch}@{member.model.width:g} seed {member.seed}")
-            result.architectures.append(run_architecture(member, progress=progress))
+            try:
+                result.architectures.append(run_architecture(member, progress=progress))
+            except Exception as exc:
+                if fail_fast:
+                    raise
+                result.missing.append({"arch": member.model.arch, "width": member.model.width, "seed": member.seed,
+                                       "reason": one_line(exc)})
+        if result.missing:
+            log_json(result.missing, "study/missing.json")
+            set_tags({"persist.missing": "; ".join(f"{m['arch']}@{m['width']:g} s{m['seed']}: {m['reason']}"
+                                                   for m in result.missing)[:5000]})
+        if not result.architectures:
+            raise PersistError(f"every study member failed (first: {result.missing[0]['reason']})")
         result.analysis_run_id, result.analysis = run_analysis_phase(
             cfg.study.analysis_spec, experiment=experiment_name(study),
             train_run_ids={member.run_ids["train"] for member in result.architectures})

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_neural_persistence_of_a_trained_model(tracking):
     from mlflow.tracking import MlflowClient
 
     run_id = _train_run()
-    result = CliRunner().invoke(cli, ["np", "--run-id", run_id, "--no-progress"])
+    result = CliRunner().invoke(cli, ["np", "--train-run-id", run_id, "--no-progress"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     run = MlflowClient().get_run(out["run_id"])
@@ -107,3 +108,68 @@ def test_analysis_reproduces_the_published_table_through_the_cli(tracking, tmp_p
               & (res.subset == "all")].iloc[0]
     assert row.r == pytest.approx(0.61, abs=0.005) and row.p == pytest.approx(0.021, abs=0.001)
     assert (out / "report.md").is_file()
+
+
+def test_sigterm_during_a_phase_ends_its_run_killed_with_status_143(tracking, monkeypatch):
+    """The real signal, delivered to this process mid-training: the handler turns it into a clean stop."""
+    import os
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    import persist.phases.train as train_phase
+
+    def terminated_mid_training(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM was not raised in the main thread")
+
+    monkeypatch.setattr(train_phase, "train", terminated_mid_training)
+    previous = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(cli, ["train", "--arch", "mlp", "--width", "0.25", "--no-progress"])
+    assert result.exit_code == 143, result.output
+    assert result.stderr.splitlines() == ["terminated: finished work is saved; rerun the same command to resume"]
+    (run,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("persist-smoke").experiment_id])
+    assert run.info.status == "KILLED"
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler lives only while a command runs
+
+
+def test_a_second_identical_phase_waits_and_says_who_holds_the_lock(tmp_path):
+    import threading
+
+    from persist.tracking.runs import exclusive
+
+    lock = tmp_path / "train-abc.lock"
+    held, release, said = threading.Event(), threading.Event(), []
+
+    def first():
+        with exclusive(lock) as waited:
+            assert not waited
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    threading.Timer(0.2, release.set).start()
+    with exclusive(lock, said.append) as waited:
+        assert waited
+    thread.join()
+    assert len(said) == 1 and said[0].startswith(f"process {os.getpid()} on ")
+
+
+def test_store_creation_waits_for_the_process_creating_the_store(tmp_path, template_db):
+    """Two commands on a brand-new sqlite store must not run MLflow's migration at once (Alembic fails):
+    while another process holds the store's lock, opening the store waits."""
+    import threading
+
+    from persist.tracking import setup_tracking
+    from persist.tracking.runs import exclusive
+
+    db = tmp_path / "new.db"
+    done = threading.Event()
+    with exclusive(tmp_path / ".new.db.lock"):
+        opener = threading.Thread(target=lambda: (setup_tracking(f"sqlite:///{db}", None), done.set()))
+        opener.start()
+        assert not done.wait(1.0) and not db.exists()
+    opener.join(60)
+    assert done.is_set() and db.is_file()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import typing
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -14,8 +17,9 @@ import torch.nn as nn
 from persist.checkpoint import load_checkpoint, save_checkpoint
 from persist.config import RunConfig, from_dict
 from persist.data import TaskData, load_task
+from persist.errors import CheckpointError, ConfigError, ModelError, PersistError, UpstreamRunNotFound
 from persist.models import create_model
-from persist.tracking import download_artifact, get_run, read_json
+from persist.tracking import downloaded, get_run, read_json
 from persist.tracking.artifacts import log_checkpoint
 from persist.tracking.runs import exclusive, git_state
 
@@ -54,9 +58,10 @@ def clear_workdir(phase: str, key: str) -> None:
     shutil.rmtree(workdir(phase, key), ignore_errors=True)
 
 
-def phase_lock(phase: str, key: str):
-    """Exclusive access to one phase x key across the processes that share ``PERSIST_WORKDIR``."""
-    return exclusive(scratch_root() / "locks" / f"{phase}-{key}.lock")
+def phase_lock(phase: str, key: str, on_wait: Callable[[str], None] | None = None):
+    """Exclusive access to one phase x key across the processes that share ``PERSIST_WORKDIR``
+    (pipelines, sweep workers and standalone phase commands alike); yields whether it had to wait."""
+    return exclusive(scratch_root() / "locks" / f"{phase}-{key}.lock", on_wait)
 
 
 def task_of(cfg: RunConfig, task: str, device: torch.device) -> TaskData:
@@ -82,13 +87,146 @@ def save_model_artifact(model: nn.Module, name: str, shape: dict[str, int], **ex
         log_checkpoint(path)
 
 
-def load_trained_model(run_id: str, device: torch.device, name: str = "best") -> tuple[nn.Module, RunConfig]:
-    """Rebuild the task-A model of a train run from its logged config and checkpoint."""
-    get_run(run_id)
-    cfg = from_dict(read_json(run_id, "config/resolved.json"))
-    state = load_checkpoint(download_artifact(run_id, f"checkpoints/{name}.pt"), map_location=device)
-    shape = state["shape"]
+CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+UPSTREAM_PHASES = {"landscape": ("train",), "forgetting": ("train",), "neural_persistence": ("train", "forgetting")}
+
+
+def checkpoint_name(name: str) -> str:
+    """A plain checkpoint name (``best``, ``final``): never a path, so nothing outside ``checkpoints/`` is read."""
+    if not CHECKPOINT_NAME.fullmatch(name):
+        raise ConfigError(f"--checkpoint must be a plain name such as best or final, got '{name}'")
+    return name
+
+
+def verify_upstream(run_id: str, phases: tuple[str, ...] = ("train",)) -> RunConfig:
+    """The config of a FINISHED run of one of ``phases``; anything else is refused in one line.
+
+    A FAILED or KILLED train run holds an untrained or half-trained checkpoint, and a run of another
+    phase (or no persist run at all) holds something else, so neither may feed a downstream phase.
+    """
+    run = get_run(run_id)
+    phase = run.data.tags.get("persist.phase")
+    if phase not in phases:
+        what = f"a {phase} run" if phase else "not a persist run"
+        raise UpstreamRunNotFound(f"run '{run_id}' is {what}; expected a finished {' or '.join(phases)} run")
+    if run.info.status != "FINISHED":
+        raise UpstreamRunNotFound(f"run '{run_id}' is {run.info.status}, not FINISHED; rerun its {phase} phase "
+                                  "to finish it before using it")
+    return checked_config(read_json(run_id, "config/resolved.json"), f"config/resolved.json of run '{run_id}'")
+
+
+def checked_config(data: Any, where: str) -> RunConfig:
+    """A RunConfig from logged JSON whose every section is a mapping and every value has the field's type."""
+    try:
+        _check_types(data, RunConfig, "")
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} is not a persist config: {exc}") from None
+
+
+def _check_types(data: Any, cls: type, prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'top level'}' is {type(data).__name__}, not a mapping")
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint, key = data[f.name], hints[f.name], prefix + f.name
+        if is_dataclass(hint):
+            _check_types(value, hint, key + ".")
+        elif typing.get_origin(hint) is tuple:
+            inner = typing.get_args(hint)[0]
+            if not isinstance(value, list) or not all(_is(v, inner) for v in value):
+                raise ConfigError(f"'{key}' must be a list of {inner.__name__}, got {value!r:.60}")
+        elif not _is(value, hint):
+            raise ConfigError(f"'{key}' must be {hint.__name__}, got {value!r:.60}")
+
+
+def _is(value: Any, kind: type) -> bool:
+    """JSON typing: ints count as floats, bools count as nothing but bools."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+def load_trained_model(run_id: str, device: torch.device, name: str = "best",
+                       phases: tuple[str, ...] = ("train",)) -> tuple[nn.Module, RunConfig]:
+    """Rebuild the model of a finished upstream run from its logged config and checkpoint, verified."""
+    cfg = verify_upstream(run_id, phases)
+    artifact = f"checkpoints/{checkpoint_name(name)}.pt"
+    with downloaded(run_id, artifact) as path:
+        state = load_checkpoint(path, map_location=device)
+    model = _checked_model(state, cfg, f"{artifact} of run '{run_id}'")
+    return model.to(device), cfg
+
+
+def _checked_model(state: dict[str, Any], cfg: RunConfig, where: str) -> nn.Module:
+    """The checkpoint's architecture with its weights, after checking the shape record and every tensor."""
+    shape, weights = state.get("shape"), state.get("model")
+    keys = ("num_classes", "in_channels", "image_size")
+    if not isinstance(shape, dict) or not all(isinstance(shape.get(k), int) and shape[k] >= 1 for k in keys):
+        raise CheckpointError(f"{where} has no valid shape record ({', '.join(keys)})")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{where} holds no model weights")
     model = create_model(cfg.model.arch, shape["num_classes"], shape["in_channels"], shape["image_size"],
                          cfg.model.width)
-    model.load_state_dict(state["model"])
-    return model.to(device), cfg
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{where} does not match {cfg.model.arch}@{cfg.model.width:g}: "
+                              f"{len(missing)} missing tensors ({', '.join(missing[:2])}), {len(unexpected)} unexpected")
+    for key, tensor in expected.items():
+        if weights[key].shape != tensor.shape:
+            raise CheckpointError(f"{where}: tensor '{key}' has shape {tuple(weights[key].shape)}, "
+                                  f"expected {tuple(tensor.shape)} for {cfg.model.arch}@{cfg.model.width:g}")
+    model.load_state_dict(weights)
+    return model
+
+
+# --- checks before any store, experiment, run or file is created ------------------------------------------
+
+
+def memory_limit() -> int:
+    """Bytes one command may plan to hold: ``PERSIST_MAX_MEMORY_GB``, else half the machine's memory."""
+    given = os.environ.get("PERSIST_MAX_MEMORY_GB")
+    if given:
+        return int(float(given) * 2**30)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def check_memory(nbytes: float, what: str, setting: str) -> None:
+    """Refuse a plan whose estimated memory exceeds :func:`memory_limit` instead of running out of it later."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise ConfigError(f"{what} needs about {nbytes / 2**30:,.1f} GiB, over the limit of {limit / 2**30:,.1f} GiB "
+                          f"(half this machine's memory, or $PERSIST_MAX_MEMORY_GB); lower {setting}")
+
+
+GRID_BYTES_PER_NODE = 64  # loss and accuracy of the full grid and both halves, plus the cubical complex
+
+
+def check_landscape_resources(cfg: RunConfig) -> None:
+    check_memory(cfg.landscape.resolution**2 * GRID_BYTES_PER_NODE, f"a {cfg.landscape.resolution}^2 landscape grid",
+                 "landscape.resolution")
+
+
+def check_member(cfg: RunConfig) -> None:
+    """Load the data (cached for the phase that follows) and build the model on the meta device, so an unknown
+    dataset or architecture, missing files or a model too big for memory fail before anything is logged."""
+    from persist.devices import resolve_device
+    from persist.models import count_parameters
+
+    resolve_device(cfg.device)
+    task = load_task(cfg.data.dataset, "A", cfg.data.data_dir, cfg.data.val_fraction, cfg.seed, cfg.data.download)
+    name = f"{cfg.model.arch}@{cfg.model.width:g}"
+    try:
+        with torch.device("meta"):
+            model = create_model(cfg.model.arch, task.num_classes, task.in_channels, task.image_size, cfg.model.width)
+    except PersistError:
+        raise
+    except Exception as exc:  # e.g. a width that rounds a layer to zero channels
+        raise ModelError(f"{name} cannot be built: {' '.join(str(exc).split())[:200]}") from None
+    # weights, gradients, momentum and the best copy in fp32
+    check_memory(16 * count_parameters(model), f"training {name}", "model.width")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import mlflow
 import numpy as np
@@ -45,15 +46,35 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
-def download_artifact(run_id: str, artifact_path: str, dst: str | Path | None = None) -> Path:
-    """Fetch one artifact of a run to a local path; missing artifacts raise one-line UpstreamRunNotFound."""
+@contextlib.contextmanager
+def downloaded(run_id: str, artifact_path: str) -> Iterator[Path]:
+    """One artifact of a run as a local file that exists only inside the ``with`` block.
+
+    MLflow downloads into a fresh temporary directory that it never removes (a checkpoint-sized copy
+    per phase at CIFAR scale), so we download into our own and remove it afterwards. Missing artifacts
+    raise a one-line UpstreamRunNotFound.
+    """
+    with tempfile.TemporaryDirectory(prefix="persist-artifact-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp)
+        except (mlflow.exceptions.MlflowException, OSError):
+            raise UpstreamRunNotFound(f"run '{run_id}' has no artifact '{artifact_path}'") from None
+        yield Path(local)
+
+
+def download_artifact(run_id: str, artifact_path: str, dst: str | Path) -> Path:
+    """Fetch one artifact of a run into the directory ``dst`` (which the caller owns and removes)."""
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
-                                                    dst_path=str(dst) if dst else None)
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
     except (mlflow.exceptions.MlflowException, OSError):
         raise UpstreamRunNotFound(f"run '{run_id}' has no artifact '{artifact_path}'") from None
-    return Path(local)
 
 
 def read_json(run_id: str, artifact_path: str) -> Any:
-    return json.loads(download_artifact(run_id, artifact_path).read_text())
+    """A JSON artifact of a run; unreadable or malformed JSON is a one-line UpstreamRunNotFound."""
+    with downloaded(run_id, artifact_path) as path:
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError) as exc:
+            raise UpstreamRunNotFound(f"artifact '{artifact_path}' of run '{run_id}' is not valid JSON "
+                                      f"({type(exc).__name__})") from None

@@ -15,15 +15,16 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from persist.config import flatten, to_dict
-from persist.errors import UpstreamRunNotFound
+from persist.errors import ConfigError, UpstreamRunNotFound
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -36,13 +37,69 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def setup_tracking(uri: str | None, experiment: str | None) -> str:
-    """Point MLflow at ``uri`` and select ``experiment`` (if given) unless ``mlflow run`` already chose the run."""
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI (None for other stores and in-memory databases)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = uri.partition("sqlite:///")[2].partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def check_tracking_uri(uri: str | None) -> str:
+    """The resolved tracking URI, refused in one line (before anything is created) when it cannot work:
+    an unknown scheme, or a sqlite file under a directory that does not exist."""
     resolved = resolve_tracking_uri(uri)
+    scheme = resolved.partition(":")[0].partition("+")[0].lower() if "://" in resolved or resolved.startswith("sqlite:") else ""
+    if scheme and scheme not in STORE_SCHEMES:
+        raise ConfigError(f"tracking URI '{resolved}' has an unsupported scheme '{scheme}'; use sqlite:///PATH, "
+                          "http(s)://HOST:PORT or a database URL")
+    db = sqlite_path(resolved)
+    if resolved.startswith("sqlite:") and not resolved.startswith("sqlite:///"):
+        raise ConfigError(f"tracking URI '{resolved}' is not of the form sqlite:///PATH")
+    if db is not None and not db.parent.is_dir():
+        raise ConfigError(f"tracking URI '{resolved}': directory '{db.parent}' does not exist")
+    if db is not None and db.exists() and not db.is_file():
+        raise ConfigError(f"tracking URI '{resolved}': '{db}' is not a file")
+    return resolved
+
+
+def setup_tracking(uri: str | None, experiment: str | None, create: bool = True) -> str:
+    """Point MLflow at ``uri`` and select ``experiment`` (if given) unless ``mlflow run`` already chose the run.
+
+    With ``create=False`` neither the store nor the experiment is created: a missing one is an error (a
+    reader such as a downstream phase or the analysis cannot find anything in a store that does not exist).
+    Opening a brand-new sqlite store runs MLflow's schema migration, which two processes must not run at
+    once (Alembic fails), so the first open holds a lock beside the database file.
+    """
+    resolved = check_tracking_uri(uri)
+    db = sqlite_path(resolved)
+    if not create and db is not None and not db.is_file():
+        raise UpstreamRunNotFound(f"no tracking store at {resolved} (nothing has been logged there yet)")
     mlflow.set_tracking_uri(resolved)
+    _open_store(resolved, db)
+    if experiment is not None and not create and not experiment_exists(experiment):
+        raise UpstreamRunNotFound(f"experiment '{experiment}' not found in the tracking store {resolved}")
     if experiment is not None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment)
     return resolved
+
+
+def _open_store(uri: str, db: Path | None) -> None:
+    """Create (or migrate) the store once, serialized across processes for sqlite files."""
+    lock = exclusive(db.with_name(f".{db.name}.lock")) if db is not None else contextlib.nullcontext()
+    with lock:
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except mlflow.exceptions.MlflowException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"tracking store {uri} cannot be opened: {first[:300]}") from None
+
+
+def experiment_exists(name: str) -> bool:
+    return mlflow.get_experiment_by_name(name) is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,14 +152,30 @@ def get_run(run_id: str) -> Run:
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive(lock_path: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[bool]:
     """Hold an advisory file lock: two workers needing the same phase run take turns, and the second then
-    finds the first one's finished run instead of training the same model into the same scratch files."""
+    finds the first one's finished run instead of training the same model into the same scratch files.
+
+    The holder writes who it is (host, pid, command) into the lock file; a process that has to wait
+    calls ``on_wait`` with that description first. Yields whether it had to wait.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(lock_path, "a+") as fh:
+        waited = False
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waited = True
+            if on_wait is not None:
+                fh.seek(0)
+                on_wait(fh.read().strip() or "another process")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv[:4])[:200]})")
+            fh.flush()
+            yield waited
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
