@@ -36,8 +36,9 @@ class MergeTree:
         parent: index of the parent node, ``-1`` for a root.
         vertex: flat (row-major) grid index of the minimum (leaf) or of the saddle vertex (internal).
         birth: lowest value in the node's subtree (the minimum of the branch that continues upward).
-        size: grid nodes in the node's component just before it merges into its parent (roots: the
-            whole region), the basin size the landscape profile uses as width.
+        size: grid nodes in the node's component when it merges into its parent (roots: the whole
+            region), the basin size the landscape profile uses as width. Nodes at exactly the merge level
+            (the saddle itself, plateaus) are counted on whichever side the sweep reached first.
         shape: shape of the grid.
 
     Internal nodes are binary: ``k`` basins meeting at one saddle give ``k - 1`` nodes at the same height.
