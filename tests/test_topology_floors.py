@@ -8,10 +8,22 @@ import pytest
 
 from persist.config import TopologyConfig
 from persist.errors import ConfigError, DataError
-from persist.topology import (aggregate_summaries, bootstrap_distances, bootstrap_floor, bootstrap_grids,
-                              bottleneck_floor, diagram_distance, grid_baselines, grid_topology,
-                              h0_zero_birth_total, inputs_needed, lower_star_diagrams, noise_floor,
-                              requested_floor, summarize)
+from persist.topology import (
+    aggregate_summaries,
+    bootstrap_distances,
+    bootstrap_floor,
+    bootstrap_grids,
+    bottleneck_floor,
+    diagram_distance,
+    grid_baselines,
+    grid_topology,
+    h0_zero_birth_total,
+    inputs_needed,
+    lower_star_diagrams,
+    noise_floor,
+    requested_floor,
+    summarize,
+)
 
 N = 21
 CENTRES = [(-0.45, -0.4), (0.45, -0.35), (0.0, 0.5)]
@@ -89,7 +101,7 @@ def test_bootstrap_grids_are_means_over_resampled_examples():
     assert len(grids) == 40
     for grid in grids:
         assert np.allclose(grid, grid[0, 0], rtol=1e-12)
-        counts = [int(d) for d in f"{int(round(grid[0, 0] * n)):0{n}d}"[::-1]]
+        counts = [int(d) for d in f"{round(grid[0, 0] * n):0{n}d}"[::-1]]
         assert sum(counts) == n
     draws = {tuple(np.round(g, 9).ravel()) for g in grids}
     assert len(draws) > 10  # resamples differ

@@ -28,11 +28,11 @@ from persist.topology.vectorize import betti_curve, betti_curves, persistence_im
 
 __all__ = [
     "BACKENDS",
-    "Diagrams",
     "FLOORS",
+    "Diagrams",
     "GridTopology",
-    "MergeTree",
     "LowerStarPersistence",
+    "MergeTree",
     "NoiseFloor",
     "PersistenceSummaries",
     "aggregate_summaries",

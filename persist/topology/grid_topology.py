@@ -38,8 +38,7 @@ FLOORS = ("stability", "bottleneck", "bootstrap", "fixed", "none")
 MEASURED_FLOORS = ("stability", "bottleneck", "bootstrap")
 FILTRATIONS = ("loss", "log_loss")
 FALLBACK = {"bootstrap": "bottleneck", "bottleneck": "none", "stability": "none", "fixed": "none"}
-ESSENTIAL_POLICY = ("the global-minimum H0 bar is reported separately (h0_essential_birth) and excluded from "
-                    "totals")
+ESSENTIAL_POLICY = "the global-minimum H0 bar is reported separately (h0_essential_birth) and excluded from totals"
 
 
 @dataclass
@@ -66,11 +65,18 @@ class GridTopology:
 
     def meta(self) -> dict[str, Any]:
         """JSON-ready record of how the diagrams and floors were made (``persistence/meta.json``)."""
-        return {**self.info, "filtration": self.filtration, "floor_requested": self.floor_requested,
-                "floor_used": self.floor_used, "floor_fallback": self.fallback,
-                "floor_source": floor_source(self.floor_used, self.info.get("bootstrap_distance", "")),
-                "noise_floor": self.noise_floor, "eps": {f"h{k}": v for k, v in self.eps.items()},
-                "floors": self.floors, "essential_policy": ESSENTIAL_POLICY}
+        return {
+            **self.info,
+            "filtration": self.filtration,
+            "floor_requested": self.floor_requested,
+            "floor_used": self.floor_used,
+            "floor_fallback": self.fallback,
+            "floor_source": floor_source(self.floor_used, self.info.get("bootstrap_distance", "")),
+            "noise_floor": self.noise_floor,
+            "eps": {f"h{k}": v for k, v in self.eps.items()},
+            "floors": self.floors,
+            "essential_policy": ESSENTIAL_POLICY,
+        }
 
 
 def requested_floor(cfg: TopologyConfig) -> str:
@@ -83,8 +89,10 @@ def requested_floor(cfg: TopologyConfig) -> str:
         raise ConfigError(f"topology.noise_source must be subset or none, got '{cfg.noise_source}'")
     if cfg.floor == "fixed" or cfg.noise_floor >= 0:
         if cfg.floor not in ("fixed", "stability"):
-            raise ConfigError(f"topology.noise_floor={cfg.noise_floor} gives a fixed floor but topology.floor is "
-                              f"'{cfg.floor}'; set topology.floor=fixed or topology.noise_floor=-1")
+            raise ConfigError(
+                f"topology.noise_floor={cfg.noise_floor} gives a fixed floor but topology.floor is "
+                f"'{cfg.floor}'; set topology.floor=fixed or topology.noise_floor=-1"
+            )
         if not (cfg.noise_floor >= 0 and np.isfinite(cfg.noise_floor)):
             raise ConfigError(f"topology.floor=fixed needs topology.noise_floor >= 0, got {cfg.noise_floor}")
         return "fixed"
@@ -135,8 +143,8 @@ def floor_source(floor: str, distance: str = "") -> str:
     return {
         "stability": "2 * max|L_half1 - L_half2| over the grid (two disjoint halves of the evaluation data)",
         "bottleneck": "2 * bottleneck distance between the two data halves' diagrams, per homology dimension",
-        "bootstrap": f"2 * (1 - alpha) quantile of the {distance or 'bottleneck'} distance between bootstrap and "
-                     "sample diagrams (Fasy et al. 2014), per homology dimension",
+        "bootstrap": f"2 * (1 - alpha) quantile of the {distance or 'bottleneck'} distance between the bootstrap "
+        + "and sample diagrams (Fasy et al. 2014), per homology dimension",
         "fixed": "given (topology.noise_floor)",
         "none": "no floor (0)",
     }[floor]
@@ -166,7 +174,6 @@ def grid_topology(
     dims = tuple(range(loss.ndim))
     requested = requested_floor(cfg)
     connectivity = full_connectivity(loss.ndim, cfg.connectivity)
-    transform = _transform(cfg.filtration)
     f = filtration_values(loss, cfg.filtration)
     diagrams = lower_star_diagrams(f, connectivity, cfg.backend)
     per_dim: dict[str, dict[int, float]] = {}
@@ -176,8 +183,9 @@ def grid_topology(
         stability = noise_floor(a, b)
         per_dim["stability"] = {k: stability for k in dims}
         floors["stability"] = stability
-        per_dim["bottleneck"] = bottleneck_floor(lower_star_diagrams(a, connectivity, cfg.backend),
-                                                 lower_star_diagrams(b, connectivity, cfg.backend), dims)
+        per_dim["bottleneck"] = bottleneck_floor(
+            lower_star_diagrams(a, connectivity, cfg.backend), lower_star_diagrams(b, connectivity, cfg.backend), dims
+        )
         floors.update({f"bottleneck_h{k}": v for k, v in per_dim["bottleneck"].items()})
     distances = None
     if requested == "bootstrap" and per_example is not None:
@@ -185,8 +193,16 @@ def grid_topology(
         losses = np.asarray(per_example)
         if losses.shape[:-1] != loss.shape:
             raise DataError(f"per_example shape {losses.shape} is not values.shape {loss.shape} + (n_examples,)")
-        distances = bootstrap_distances(losses, cfg.bootstrap_samples, cfg.bootstrap_distance, dims, transform,
-                                        cfg.bootstrap_seed, connectivity, cfg.backend)
+        distances = bootstrap_distances(
+            losses,
+            cfg.bootstrap_samples,
+            cfg.bootstrap_distance,
+            dims,
+            lambda grid: filtration_values(grid, cfg.filtration),
+            cfg.bootstrap_seed,
+            connectivity,
+            cfg.backend,
+        )
         per_dim["bootstrap"] = bootstrap_floor(distances, cfg.bootstrap_alpha, dims)
         floors.update({f"bootstrap_h{k}": v for k, v in per_dim["bootstrap"].items()})
     if requested == "fixed":
@@ -196,20 +212,37 @@ def grid_topology(
     eps = per_dim[used] if used != "none" else {k: 0.0 for k in dims}
     tree = merge_tree(f, connectivity)
     summary = _summary(loss, diagrams, dims, eps, per_dim, tree)
-    info = {"connectivity": connectivity, "construction": diagrams.meta.get("construction"),
-            "backend": cfg.backend, "dims": loss.ndim, "shape": list(loss.shape),
-            "filtration_values": "sublevel sets of " + ("log(loss)" if cfg.filtration == "log_loss" else "loss")
-                                 + ", vertex births = values (lower star)"}
+    info = {
+        "connectivity": connectivity,
+        "construction": diagrams.meta.get("construction"),
+        "backend": cfg.backend,
+        "dims": loss.ndim,
+        "shape": list(loss.shape),
+        "filtration_values": "sublevel sets of "
+        + ("log(loss)" if cfg.filtration == "log_loss" else "loss")
+        + ", vertex births = values (lower star)",
+    }
     if distances is not None:
-        info.update(bootstrap_samples=cfg.bootstrap_samples, bootstrap_alpha=cfg.bootstrap_alpha,
-                    bootstrap_distance=cfg.bootstrap_distance, bootstrap_seed=cfg.bootstrap_seed,
-                    n_examples=int(np.shape(per_example)[-1]))
-    return GridTopology(Diagrams(diagrams, diagrams.meta), floors, used, summary, tree, eps, requested, fallback,
-                        cfg.filtration, distances, info)
+        info.update(
+            bootstrap_samples=cfg.bootstrap_samples,
+            bootstrap_alpha=cfg.bootstrap_alpha,
+            bootstrap_distance=cfg.bootstrap_distance,
+            bootstrap_seed=cfg.bootstrap_seed,
+            n_examples=int(np.shape(per_example)[-1]),
+        )
+    return GridTopology(
+        diagrams, floors, used, summary, tree, eps, requested, fallback, cfg.filtration, distances, info
+    )
 
 
-def _summary(loss: np.ndarray, diagrams: Diagrams, dims: tuple[int, ...], eps: dict[int, float],
-             per_dim: dict[str, dict[int, float]], tree: MergeTree) -> dict[str, float]:
+def _summary(
+    loss: np.ndarray,
+    diagrams: Diagrams,
+    dims: tuple[int, ...],
+    eps: dict[int, float],
+    per_dim: dict[str, dict[int, float]],
+    tree: MergeTree,
+) -> dict[str, float]:
     """The flat metric dict: the 2-D phase's names, plus per-dimension and per-floor names."""
     summary = summarize(diagrams, dims=dims, eps=eps)
     summary.update(grid_baselines(loss))
@@ -219,24 +252,25 @@ def _summary(loss: np.ndarray, diagrams: Diagrams, dims: tuple[int, ...], eps: d
     summary["nonfinite_nodes"] = float((~np.isfinite(loss)).sum())
     for k in dims:
         summary[f"noise_floor_h{k}"] = eps[k]
+    nan = float("nan")
+    summary["noise_floor_stability"] = per_dim["stability"][0] if "stability" in per_dim else nan
     for name in MEASURED_FLOORS:
         floor = per_dim.get(name)
-        if name == "stability":
-            summary["noise_floor_stability"] = floor[0] if floor else float("nan")
         for k in dims:
-            life = lifetimes(diagrams[k])
             if name != "stability":
-                summary[f"noise_floor_{name}_h{k}"] = floor[k] if floor else float("nan")
-            above = life > floor[k] if floor else None
-            summary[f"h{k}_count_above_{name}"] = float(above.sum()) if floor else float("nan")
-            summary[f"h{k}_total_above_{name}"] = float(life[above].sum()) if floor else float("nan")
+                summary[f"noise_floor_{name}_h{k}"] = floor[k] if floor else nan
+            life = lifetimes(diagrams[k])
+            above = life[life > floor[k]] if floor else None
+            summary[f"h{k}_count_above_{name}"] = float(above.size) if floor else nan
+            summary[f"h{k}_total_above_{name}"] = float(above.sum()) if floor else nan
     summary["merge_tree_minima"] = float(tree.leaves.size)
     summary["basins_above_eps"] = float(tree.pruned(eps[0]).leaves.size)
     return summary
 
 
-def _resolve(requested: str, per_dim: dict[str, dict[int, float]], have_halves: bool,
-             have_per_example: bool) -> tuple[str, str]:
+def _resolve(
+    requested: str, per_dim: dict[str, dict[int, float]], have_halves: bool, have_per_example: bool
+) -> tuple[str, str]:
     reasons = []
     floor = requested
     while floor != "none" and (floor not in per_dim or not all(np.isfinite(v) for v in per_dim[floor].values())):
@@ -249,12 +283,6 @@ def _resolve(requested: str, per_dim: dict[str, dict[int, float]], have_halves: 
     return floor, "; ".join(reasons) + (f"; used {floor}" if reasons else "")
 
 
-def _transform(filtration: str):
-    if filtration not in FILTRATIONS:
-        raise ConfigError(f"topology.filtration must be one of {' | '.join(FILTRATIONS)}, got '{filtration}'")
-    return np.log if filtration == "log_loss" else None
-
-
 def _same_shape(grid: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     arr = np.asarray(grid, dtype=np.float64)
     if arr.shape != shape:
@@ -264,8 +292,9 @@ def _same_shape(grid: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarr
 
 def _check_bootstrap(cfg: TopologyConfig) -> None:
     if cfg.bootstrap_distance not in DISTANCES:
-        raise ConfigError(f"topology.bootstrap_distance must be one of {' | '.join(DISTANCES)}, "
-                          f"got '{cfg.bootstrap_distance}'")
+        raise ConfigError(
+            f"topology.bootstrap_distance must be one of {' | '.join(DISTANCES)}, got '{cfg.bootstrap_distance}'"
+        )
     if cfg.bootstrap_samples < 1:
         raise ConfigError(f"topology.bootstrap_samples must be >= 1, got {cfg.bootstrap_samples}")
     if not 0 < cfg.bootstrap_alpha < 1:

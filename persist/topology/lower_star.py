@@ -161,7 +161,8 @@ def _ripser_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict
     if math.comb(n_nodes, max_dim + 2) > _RIPSER_MAX_INDEX:
         raise ConfigError(
             f"backend='ripser' cannot index the simplices of H{max_dim} on {n_nodes} nodes "
-            "(it aborts above about 600k nodes for H1); use backend='gudhi' or max_dim=0"
+            "(ripser numbers simplices in 55 bits and aborts beyond, e.g. above about 600k nodes for H1); "
+            "use backend='gudhi' or a lower max_dim"
         )
     # Ripser casts to float32, which merges nearby losses; feeding it integer ranks (exact in float32)
     # and mapping them back makes the result exact.

@@ -152,7 +152,7 @@ def merge_tree(grid: np.ndarray, connectivity: int | None = None) -> MergeTree:
     connectivity = _resolved_connectivity(values.ndim, connectivity)
     flat = values.ravel()
     finite = np.isfinite(flat)
-    levels, rank = np.unique(flat[finite], return_inverse=True)
+    _, rank = np.unique(flat[finite], return_inverse=True)
     ranks = np.full(flat.size, -1, dtype=np.int64)
     ranks[finite] = rank
     u, v = grid_edges(values.shape, connectivity)
@@ -216,9 +216,14 @@ def _sweep(flat: np.ndarray, finite: np.ndarray, us: np.ndarray, vs: np.ndarray,
         size[elder] += size[younger]
     for component in np.unique([find(int(x)) for x in np.flatnonzero(finite)]) if finite.any() else []:
         sizes[node(int(component))] = int(size[component])
-    return MergeTree(np.asarray(height, dtype=np.float64), np.asarray(parent, dtype=np.int64),
-                     np.asarray(vertex, dtype=np.int64), np.asarray(birth, dtype=np.float64),
-                     np.asarray(sizes, dtype=np.int64), tuple(shape))
+    return MergeTree(
+        np.asarray(height, dtype=np.float64),
+        np.asarray(parent, dtype=np.int64),
+        np.asarray(vertex, dtype=np.int64),
+        np.asarray(birth, dtype=np.float64),
+        np.asarray(sizes, dtype=np.int64),
+        tuple(shape),
+    )
 
 
 def _subtree(kids: list[list[int]], node: int) -> list[int]:
