@@ -236,3 +236,21 @@ def test_bad_topology_settings_raise_one_line_naming_the_field(cfg, message):
     per_example = np.ones((5, 5, 4))
     with pytest.raises(ConfigError, match=message):
         grid_topology(np.ones((5, 5)), None, per_example, cfg)
+
+
+def test_log_loss_floors_do_not_change_when_the_loss_is_rescaled():
+    # log(c L) = log c + log L shifts every bar's ends alike, so log-loss floors are scale-free; loss floors scale
+    f, _ = planted_field()
+    per_example = f[..., None] * np.random.default_rng(8).gamma(4.0, 0.25, size=f.shape + (16,))
+    topos = {}
+    for scale in (1.0, 7.0):
+        losses = scale * per_example
+        halves = losses[..., :8].mean(-1), losses[..., 8:].mean(-1)
+        for filtration in ("loss", "log_loss"):
+            cfg = TopologyConfig(floor="bootstrap", filtration=filtration, bootstrap_samples=8)
+            topos[scale, filtration] = grid_topology(losses.mean(-1), halves, losses, cfg)
+    for name in ("stability", "bottleneck_h0", "bootstrap_h0", "bootstrap_h1"):
+        assert topos[7.0, "log_loss"].floors[name] == pytest.approx(topos[1.0, "log_loss"].floors[name], rel=1e-9)
+        assert topos[7.0, "loss"].floors[name] == pytest.approx(7 * topos[1.0, "loss"].floors[name], rel=1e-9)
+    assert topos[1.0, "log_loss"].floors["bootstrap_h0"] > 0
+    assert topos[1.0, "log_loss"].meta()["floor_used"] == "bootstrap"

@@ -15,6 +15,15 @@ phase logs. The floors (see :mod:`persist.topology.noise` and :mod:`persist.topo
 Counts and totals above *every* measured floor are in the summary under names that say which floor
 (``h1_count_above_bottleneck``); the ``_above_eps`` names keep the 2-D phase's metric names and use
 ``floor_used``. Floors are in filtration units: log-loss floors are log ratios.
+
+How the landscape phase uses it, per grid::
+
+    halves_wanted, per_example_wanted = inputs_needed(cfg.topology)
+    topo = grid_topology(loss, (loss_half1, loss_half2), per_example, cfg.topology)
+    log_metrics(topo.summary, prefix="topology/")                  # flat floats, NaN where a floor was not measured
+    log_json(topo.meta(), "persistence/meta.json")                 # floor_used, floor_fallback, floors, eps, ...
+    plot_landscape_profile(topo.merge_tree, eps=topo.eps[0])      # persist.plots.topology
+    plot_diagram(topo.diagrams, eps=topo.noise_floor)
 """
 
 from __future__ import annotations

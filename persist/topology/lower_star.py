@@ -150,8 +150,8 @@ def _gudhi_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict[
 def _ripser_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict[int, np.ndarray]:
     if connectivity != FULL_CONNECTIVITY[values.ndim] and max_dim > 0:
         raise ConfigError(
-            f"backend='ripser' with connectivity={connectivity} is exact for H0 only (its flag complex has no triangles); "
-            "pass max_dim=0 or use backend='gudhi'"
+            f"backend='ripser' with connectivity={connectivity} is exact for H0 only (its flag complex has no "
+            "triangles); pass max_dim=0 or use backend='gudhi'"
         )
     flat = values.ravel()
     finite = np.isfinite(flat)
