@@ -166,12 +166,14 @@ def merge_tree(grid: np.ndarray, connectivity: int | None = None) -> MergeTree:
 
 
 def _sweep(flat: np.ndarray, finite: np.ndarray, us: np.ndarray, vs: np.ndarray, shape: tuple[int, ...]) -> MergeTree:
-    """Kruskal with the elder rule over spanning-tree edges sorted by entry level."""
+    """Kruskal with the elder rule over spanning-tree edges sorted by entry level (plain lists: the loop
+    runs once per grid node, and Python indexes lists several times faster than numpy arrays)."""
     n = flat.size
-    root = np.arange(n)
-    size = np.ones(n, dtype=np.int64)
-    low = np.arange(n)  # per component root: vertex of the component's minimum
-    node_of = np.full(n, -1)  # per component root: its current merge-tree node, -1 before its first real merge
+    value: list[float] = flat.tolist()
+    root = list(range(n))
+    size = [1] * n
+    low = list(range(n))  # per component root: vertex of the component's minimum
+    node_of = [-1] * n  # per component root: its current merge-tree node, -1 before its first real merge
     height: list[float] = []
     parent: list[int] = []
     vertex: list[int] = []
@@ -184,38 +186,36 @@ def _sweep(flat: np.ndarray, finite: np.ndarray, us: np.ndarray, vs: np.ndarray,
             x = root[x]
         return x
 
+    def add(h: float, v: int, b: float) -> int:
+        height.append(h)
+        parent.append(-1)
+        vertex.append(v)
+        birth.append(b)
+        sizes.append(0)
+        return len(height) - 1
+
     def node(component: int) -> int:
         if node_of[component] < 0:  # a basin that has never merged: its leaf
             m = low[component]
-            height.append(float(flat[m]))
-            parent.append(-1)
-            vertex.append(int(m))
-            birth.append(float(flat[m]))
-            sizes.append(0)
-            node_of[component] = len(height) - 1
-        return int(node_of[component])
+            node_of[component] = add(value[m], m, value[m])
+        return node_of[component]
 
     for a, b in zip(us.tolist(), vs.tolist()):
         ra, rb = find(a), find(b)
-        level = max(flat[a], flat[b])
-        saddle = a if flat[a] >= flat[b] else b
-        elder, younger = (ra, rb) if (flat[low[ra]], low[ra]) <= (flat[low[rb]], low[rb]) else (rb, ra)
-        if flat[low[younger]] < level:  # a real merge: the younger basin dies here with positive lifetime
+        saddle = a if value[a] >= value[b] else b
+        level = value[saddle]
+        elder, younger = (ra, rb) if (value[low[ra]], low[ra]) <= (value[low[rb]], low[rb]) else (rb, ra)
+        if value[low[younger]] < level:  # a real merge: the younger basin dies here with positive lifetime
             kids = (node(elder), node(younger))
-            height.append(float(level))
-            parent.append(-1)
-            vertex.append(int(saddle))
-            birth.append(float(flat[low[elder]]))
-            sizes.append(0)
-            new = len(height) - 1
+            new = add(level, saddle, value[low[elder]])
             for k, component in zip(kids, (elder, younger)):
                 parent[k] = new
-                sizes[k] = int(size[component])
+                sizes[k] = size[component]
             node_of[elder] = new
         root[younger] = elder
         size[elder] += size[younger]
-    for component in np.unique([find(int(x)) for x in np.flatnonzero(finite)]) if finite.any() else []:
-        sizes[node(int(component))] = int(size[component])
+    for component in np.flatnonzero((np.asarray(root) == np.arange(n)) & finite).tolist():  # one per region
+        sizes[node(component)] = size[component]
     return MergeTree(
         np.asarray(height, dtype=np.float64),
         np.asarray(parent, dtype=np.int64),
