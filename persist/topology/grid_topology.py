@@ -217,7 +217,7 @@ def grid_topology(
     if requested == "fixed":
         per_dim["fixed"] = {k: float(cfg.noise_floor) for k in dims}
         floors["fixed"] = float(cfg.noise_floor)
-    used, fallback = _resolve(requested, per_dim, halves is not None, per_example is not None)
+    used, fallback = _resolve(requested, per_dim)
     eps = per_dim[used] if used != "none" else {k: 0.0 for k in dims}
     tree = merge_tree(f, connectivity)
     summary = _summary(loss, diagrams, dims, eps, per_dim, tree)
@@ -277,9 +277,8 @@ def _summary(
     return summary
 
 
-def _resolve(
-    requested: str, per_dim: dict[str, dict[int, float]], have_halves: bool, have_per_example: bool
-) -> tuple[str, str]:
+def _resolve(requested: str, per_dim: dict[str, dict[int, float]]) -> tuple[str, str]:
+    """The first measured, finite floor along the fallback chain, and the reasons for every step taken."""
     reasons = []
     floor = requested
     while floor != "none" and (floor not in per_dim or not all(np.isfinite(v) for v in per_dim[floor].values())):
