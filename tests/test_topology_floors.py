@@ -196,6 +196,7 @@ def test_an_unavailable_floor_falls_back_and_says_why():
     assert topo.eps == {0: topo.floors["bottleneck_h0"], 1: topo.floors["bottleneck_h1"]}
     topo = grid_topology(loss, None, None, TopologyConfig(floor="bootstrap"))
     assert topo.floor_used == "none" and topo.eps == {0: 0.0, 1: 0.0} and topo.fallback.endswith("used none")
+    assert topo.floors == {"none": 0.0}
     topo = grid_topology(loss, None, None, TopologyConfig(noise_floor=0.25))
     assert (topo.floor_used, topo.eps, topo.fallback) == ("fixed", {0: 0.25, 1: 0.25}, "")
     with pytest.raises(DataError, match="per_example shape"):
@@ -254,3 +255,6 @@ def test_log_loss_floors_do_not_change_when_the_loss_is_rescaled():
         assert topos[7.0, "loss"].floors[name] == pytest.approx(7 * topos[1.0, "loss"].floors[name], rel=1e-9)
     assert topos[1.0, "log_loss"].floors["bootstrap_h0"] > 0
     assert topos[1.0, "log_loss"].meta()["floor_used"] == "bootstrap"
+    for topo in topos.values():  # one number per floor name, the largest over dimensions
+        assert topo.floors[topo.floor_used] == topo.noise_floor == max(topo.eps.values())
+        assert topo.floors["bottleneck"] == max(topo.floors["bottleneck_h0"], topo.floors["bottleneck_h1"])

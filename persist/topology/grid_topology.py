@@ -52,8 +52,14 @@ ESSENTIAL_POLICY = "the global-minimum H0 bar is reported separately (h0_essenti
 
 @dataclass
 class GridTopology:
-    """The topology of one grid. ``floors`` holds every floor measured (``stability``, ``fixed``,
-    ``bottleneck_h{k}``, ``bootstrap_h{k}``); ``eps`` the per-dimension floor of ``floor_used``."""
+    """The topology of one grid.
+
+    ``floors`` holds every floor measured, per homology dimension where it is measured per dimension
+    (``bottleneck_h{k}``, ``bootstrap_h{k}``), and one number per floor name (``stability``, ``bottleneck``,
+    ``bootstrap``, ``fixed``, ``none``; the largest over dimensions for per-dimension floors), so
+    ``floors[floor_used]`` is always defined and equals :attr:`noise_floor`. ``eps`` is the per-dimension
+    floor of ``floor_used`` that the ``*_above_eps`` statistics use.
+    """
 
     diagrams: dict[int, np.ndarray]
     floors: dict[str, float]
@@ -219,6 +225,10 @@ def grid_topology(
         floors["fixed"] = float(cfg.noise_floor)
     used, fallback = _resolve(requested, per_dim)
     eps = per_dim[used] if used != "none" else {k: 0.0 for k in dims}
+    for name in ("bottleneck", "bootstrap"):  # one conservative number per floor too: floors[floor_used] always works
+        if name in per_dim:
+            floors[name] = max(per_dim[name].values())
+    floors["none"] = 0.0
     tree = merge_tree(f, connectivity)
     summary = _summary(loss, diagrams, dims, eps, per_dim, tree)
     info = {
