@@ -97,9 +97,21 @@ class LandscapeConfig:
 @dataclass(frozen=True)
 class TopologyConfig:
     backend: str = "gudhi"  # gudhi | ripser
-    connectivity: int = 8  # 8 (T-construction, flag complex of the king graph) | 4 (V-construction)
-    noise_floor: float = -1.0  # >= 0: a given epsilon (loss units); < 0: measured as noise_source says
-    noise_source: str = "subset"  # subset (grids on two disjoint data halves, no extra cost) | none (epsilon 0)
+    # connectivity is named by its 2-D count whatever the grid's dims (the n-D counts 26/80 and 6/8 also work):
+    # 8 = full, 3^n - 1 neighbours (T-construction, flag complex of the king graph); 4 = face, 2n (V-construction)
+    connectivity: int = 8  # 8 | 4
+    filtration: str = "loss"  # loss | log_loss (sublevel sets of log(loss): depths become ratios, walls shrink)
+    # floor: which noise floor the *_above_eps statistics use (counts above every measured floor are logged too).
+    # stability = 2 max|L_half1 - L_half2|; bottleneck = 2 d_B(half1, half2 diagrams), per dim; bootstrap = 2 x the
+    # (1 - alpha) quantile of the bootstrap distance (Fasy et al. 2014; needs per-example losses), per dim;
+    # fixed = noise_floor; none = 0. An unavailable floor falls back (bootstrap -> bottleneck -> none), recorded.
+    floor: str = "stability"  # stability | bottleneck | bootstrap | fixed | none
+    noise_floor: float = -1.0  # >= 0: a given epsilon (filtration units), i.e. floor=fixed; < 0: measured
+    noise_source: str = "subset"  # subset (grids on two disjoint data halves, no extra cost) | none (no halves)
+    bootstrap_samples: int = 200  # resamples of the examples (with replacement) for floor=bootstrap
+    bootstrap_alpha: float = 0.05  # the confidence set holds the true diagram with probability 1 - alpha
+    bootstrap_distance: str = "bottleneck"  # bottleneck (per homology dim) | sup (max |L* - L|; bounds it, cheaper)
+    bootstrap_seed: int = 0  # seeds the resampling
 
 
 @dataclass(frozen=True)

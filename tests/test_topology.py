@@ -165,7 +165,7 @@ def test_meta_records_the_convention():
     meta = lower_star_diagrams(np.zeros((3, 4)), connectivity=4, backend="ripser", max_dim=0).meta
     assert meta == {
         "filtration": "lower_star", "connectivity": 4, "construction": "V", "backend": "ripser",
-        "max_dim": 0, "shape": [3, 4], "inf_vertices": 0,
+        "ndim": 2, "max_dim": 0, "shape": [3, 4], "inf_vertices": 0,
     }  # fmt: skip
     assert lower_star_diagrams(np.zeros((3, 3, 3))).meta["connectivity"] == 26
     diagrams = lower_star_diagrams(np.array([[0.0, 2.0, 1.0]]))
@@ -215,13 +215,13 @@ def test_grid_baselines_ignore_masked_nodes():
     [
         (np.array([[0.0, np.nan]]), {}, DataError, "grid contains NaN"),
         (np.array([[0.0, -np.inf]]), {}, DataError, "grid contains -inf"),
-        (np.zeros(4), {}, DataError, "grid must be a 2D or 3D array"),
+        (np.zeros((2,) * 5), {}, DataError, "grid must be a 1D to 4D array"),
         (np.zeros((0, 3)), {}, DataError, "grid is empty"),
         (np.zeros((3, 3)), {"connectivity": 6}, ConfigError, "connectivity must be 8 or 4"),
         (np.zeros((3, 3, 3)), {"connectivity": 8}, ConfigError, "connectivity must be 26 or 6"),
         (np.zeros((3, 3)), {"max_dim": 2}, ConfigError, "max_dim must be between 0 and 1"),
         (np.zeros((3, 3)), {"backend": "dionysus"}, ConfigError, "unknown persistence backend 'dionysus'"),
-        (np.zeros((3, 3, 3)), {"backend": "ripser"}, ConfigError, "backend='ripser' supports 2D grids only"),
+        (np.zeros((3, 3, 3)), {"backend": "ripser", "connectivity": 6}, ConfigError, "connectivity=6 is exact for H0"),
         (np.zeros((3, 3)), {"backend": "ripser", "connectivity": 4}, ConfigError, "exact for H0 only"),
         (np.zeros((776, 776)), {"backend": "ripser"}, ConfigError, "cannot index the simplices of H1"),
     ],

@@ -53,7 +53,7 @@ def test_transformers_follow_sklearn_contracts():
     "estimator, X, error, message",
     [
         (LowerStarPersistence(backend="dionysus"), [np.zeros((3, 3))], ConfigError, "persistence backend"),
-        (LowerStarPersistence(backend="ripser"), [np.zeros((3, 3, 3))], ConfigError, "2D grids only"),
+        (LowerStarPersistence(backend="ripser", connectivity=6), [np.zeros((3, 3, 3))], ConfigError, "exact for H0"),
         (LowerStarPersistence(), [np.zeros((3, 3)), np.zeros((3, 3, 3))], DataError, "mixes grids"),
         (LowerStarPersistence(), [], DataError, "X is empty"),
         (PersistenceSummaries(eps=-1.0), [{}], ConfigError, "eps must be"),

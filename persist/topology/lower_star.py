@@ -3,10 +3,14 @@
 Each grid node is a vertex born at its loss value; a cell enters when its last vertex does. Two
 connectivities are offered, and the choice changes H0 and H1 near saddles, so it is recorded in ``meta``:
 
-* full (8 neighbours in 2D, 26 in 3D, the default): nodes sharing a corner are adjacent. This is GUDHI's
-  cubical T-construction (``top_dimensional_cells=grid``) and, by the nerve lemma, the flag complex of the
-  8-neighbour graph that ripser builds; the published PERSIST construction uses this graph.
-* face (4 neighbours in 2D, 6 in 3D): GUDHI's V-construction (``vertices=grid``).
+* full (``3**n - 1`` neighbours: 2 in 1D, 8 in 2D, 26 in 3D, 80 in 4D; the default): nodes sharing a
+  corner are adjacent. This is GUDHI's cubical T-construction (``top_dimensional_cells=grid``) and, by the
+  nerve lemma (grid cubes that meet pairwise meet all together), the flag complex of the ``3**n - 1``
+  neighbour graph that ripser builds; the published PERSIST construction uses this graph in 2D.
+* face (``2n`` neighbours: 4 in 2D, 6 in 3D, 8 in 4D): GUDHI's V-construction (``vertices=grid``). In 1D
+  both are the path graph, and the full one is reported.
+
+Grids of 1 to 4 dimensions are accepted (the landscape phase's ``dims``); an n-D grid has H0..H_{n-1}.
 
 Conventions, identical across backends:
 
@@ -20,6 +24,7 @@ Conventions, identical across backends:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable
 
@@ -35,8 +40,9 @@ from persist.topology.diagrams import Diagrams, as_diagram
 Backend = Callable[[np.ndarray, int, int], dict[int, np.ndarray]]
 BACKENDS: Registry[Backend] = Registry("persistence backend")
 
-FULL_CONNECTIVITY = {2: 8, 3: 26}
-FACE_CONNECTIVITY = {2: 4, 3: 6}
+NDIMS = (1, 2, 3, 4)
+FULL_CONNECTIVITY = {n: 3**n - 1 for n in NDIMS}
+FACE_CONNECTIVITY = {n: 2 * n for n in NDIMS}
 _RIPSER_EXACT_LEVELS = 2**24  # ripser stores values as float32, exact for integer ranks below 2**24
 _RIPSER_MAX_INDEX = 2**55 - 1  # ripser numbers simplices in 55 bits and aborts the process beyond
 
@@ -54,11 +60,13 @@ def lower_star_diagrams(
     spanning-tree edge weights (see :func:`persist.topology.h0_zero_birth_total`).
 
     Args:
-        grid: 2D or 3D array of loss values; ``+inf`` marks nodes outside the filtration.
-        connectivity: 8 or 4 for 2D grids, 26 or 6 for 3D; ``None`` means the full one (8 / 26).
-        backend: ``"gudhi"`` (any dimension, both connectivities; the fast default) or ``"ripser"`` (2D;
-            exact for H0 and H1 with connectivity 8, for H0 only with connectivity 4; H1 only up to about
-            600k nodes, where ripser's simplex indices overflow). Both give identical arrays.
+        grid: 1D to 4D array of loss values; ``+inf`` marks nodes outside the filtration.
+        connectivity: ``3**n - 1`` (full) or ``2n`` (face) for an n-D grid: 8 or 4 in 2D, 26 or 6 in 3D,
+            80 or 8 in 4D; ``None`` means the full one.
+        backend: ``"gudhi"`` (any dimension, both connectivities; the fast default) or ``"ripser"`` (the
+            flag complex of the neighbour graph, any dimension; exact for every H_k with the full
+            connectivity, for H0 only with the face one; small grids only, since ripser's simplex indices
+            overflow, e.g. H1 above about 600k nodes). Both give identical arrays.
         max_dim: highest homology dimension; ``None`` means ``grid.ndim - 1`` (H0, H1 and, in 3D, H2).
 
     Returns:
@@ -73,6 +81,7 @@ def lower_star_diagrams(
         "filtration": "lower_star",
         "connectivity": connectivity,
         "construction": "T" if connectivity == FULL_CONNECTIVITY[values.ndim] else "V",
+        "ndim": values.ndim,
         "backend": backend,
         "max_dim": max_dim,
         "shape": list(values.shape),
@@ -82,10 +91,10 @@ def lower_star_diagrams(
 
 
 def validated_grid(grid: np.ndarray) -> np.ndarray:
-    """Return ``grid`` as a contiguous float64 2D/3D array, rejecting values a filtration cannot hold."""
+    """Return ``grid`` as a contiguous float64 1D-4D array, rejecting values a filtration cannot hold."""
     values = np.ascontiguousarray(grid, dtype=np.float64)
     if values.ndim not in FULL_CONNECTIVITY:
-        raise DataError(f"grid must be a 2D or 3D array, got {values.ndim}D with shape {values.shape}")
+        raise DataError(f"grid must be a 1D to 4D array, got {values.ndim}D with shape {values.shape}")
     if values.size == 0:
         raise DataError(f"grid is empty (shape {values.shape})")
     if np.isnan(values).any():
@@ -95,19 +104,36 @@ def validated_grid(grid: np.ndarray) -> np.ndarray:
     return values
 
 
-def grid_edges(shape: tuple[int, int], connectivity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edges ``(u, v)`` with ``u < v`` between neighbouring nodes of a row-major 2D grid.
+def grid_offsets(ndim: int, connectivity: int) -> list[tuple[int, ...]]:
+    """Half of the neighbour offsets of a grid node (the lexicographically positive ones), faces first.
+
+    Each undirected edge is one offset from its lower-index end, so ``u < v`` in row-major order.
+    """
+    faces = [tuple(int(i == axis) for i in range(ndim)) for axis in reversed(range(ndim))]
+    if connectivity == FACE_CONNECTIVITY[ndim]:
+        return faces
+    others = [o for o in itertools.product((-1, 0, 1), repeat=ndim) if _first_nonzero(o) > 0 and o not in faces]
+    return faces + sorted(others, key=lambda o: (sum(map(abs, o)), tuple(-x for x in o)))
+
+
+def _first_nonzero(offset: tuple[int, ...]) -> int:
+    return next((x for x in offset if x), 0)
+
+
+def grid_edges(shape: tuple[int, ...], connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges ``(u, v)`` with ``u < v`` between neighbouring nodes of a row-major 1D-4D grid.
 
     Returned in the upper-triangle orientation because ripser reads only the upper triangle of a sparse
     distance matrix.
     """
-    index = np.arange(shape[0] * shape[1]).reshape(shape)
-    pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])]
-    if connectivity == 8:
-        pairs += [(index[:-1, :-1], index[1:, 1:]), (index[:-1, 1:], index[1:, :-1])]
-    u = np.concatenate([a.ravel() for a, _ in pairs])
-    v = np.concatenate([b.ravel() for _, b in pairs])
-    return u, v
+    index = np.arange(math.prod(shape)).reshape(shape)
+    us, vs = [], []
+    for offset in grid_offsets(len(shape), connectivity):
+        lower = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(offset, shape))
+        upper = tuple(slice(max(0, d), n - max(0, -d)) for d, n in zip(offset, shape))
+        us.append(index[lower].ravel())
+        vs.append(index[upper].ravel())
+    return np.concatenate(us), np.concatenate(vs)
 
 
 @BACKENDS.register("gudhi")
@@ -122,12 +148,10 @@ def _gudhi_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict[
 
 @BACKENDS.register("ripser")
 def _ripser_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict[int, np.ndarray]:
-    if values.ndim != 2:
-        raise ConfigError(f"backend='ripser' supports 2D grids only, got {values.ndim}D; use backend='gudhi'")
-    if connectivity == 4 and max_dim > 0:
+    if connectivity != FULL_CONNECTIVITY[values.ndim] and max_dim > 0:
         raise ConfigError(
-            "backend='ripser' with connectivity=4 is exact for H0 only (its flag complex has no triangles); "
-            "pass max_dim=0 or use backend='gudhi'"
+            f"backend='ripser' with connectivity={connectivity} is exact for H0 only (its flag complex has no "
+            "triangles); pass max_dim=0 or use backend='gudhi'"
         )
     flat = values.ravel()
     finite = np.isfinite(flat)
@@ -137,7 +161,8 @@ def _ripser_backend(values: np.ndarray, connectivity: int, max_dim: int) -> dict
     if math.comb(n_nodes, max_dim + 2) > _RIPSER_MAX_INDEX:
         raise ConfigError(
             f"backend='ripser' cannot index the simplices of H{max_dim} on {n_nodes} nodes "
-            "(it aborts above about 600k nodes for H1); use backend='gudhi' or max_dim=0"
+            "(ripser numbers simplices in 55 bits and aborts beyond, e.g. above about 600k nodes for H1); "
+            "use backend='gudhi' or a lower max_dim"
         )
     # Ripser casts to float32, which merges nearby losses; feeding it integer ranks (exact in float32)
     # and mapping them back makes the result exact.

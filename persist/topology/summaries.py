@@ -49,7 +49,7 @@ def persistence_entropy(diagram: np.ndarray) -> float:
 def summarize(
     diagrams: Mapping[int, np.ndarray],
     dims: Sequence[int] = (0, 1),
-    eps: float = 0.0,
+    eps: float | Mapping[int, float] = 0.0,
     p: float = 2.0,
     essential_death: float | None = None,
 ) -> dict[str, float]:
@@ -64,13 +64,18 @@ def summarize(
     Args:
         diagrams: ``{k: (n, 2)}`` as returned by :func:`lower_star_diagrams`.
         dims: homology dimensions to summarise.
-        eps: noise floor in loss units; bars with lifetime ``> eps`` count as above it.
+        eps: noise floor in loss units; bars with lifetime ``> eps`` count as above it. A mapping gives
+            one floor per homology dimension (floors measured per dimension, e.g. bottleneck or bootstrap).
         p: exponent of the extra p-norm key.
         essential_death: if given, essential bars are closed at this value (e.g. the grid maximum) and
             enter the totals; by default they are excluded and only counted.
     """
-    if eps < 0 or not np.isfinite(eps):
-        raise ConfigError(f"eps must be a finite number >= 0, got {eps!r}")
+    if isinstance(eps, Mapping) and not set(dims) <= set(eps):
+        raise ConfigError(f"eps has no floor for homology dimension(s) {sorted(set(dims) - set(eps))}")
+    floors = {k: eps[k] for k in dims} if isinstance(eps, Mapping) else {k: eps for k in dims}
+    for floor in floors.values():
+        if not (floor >= 0 and np.isfinite(floor)):
+            raise ConfigError(f"eps must be a finite number >= 0, got {floor!r}")
     _check_p(p)
     out: dict[str, float] = {}
     for k in dims:
@@ -78,7 +83,7 @@ def summarize(
         _, essential_births = split_essential(diagram)
         if essential_death is not None:
             diagram = close_essential(diagram, essential_death)
-        out.update(_dimension_summary(f"h{k}", diagram, eps, p))
+        out.update(_dimension_summary(f"h{k}", diagram, floors[k], p))
         out[f"h{k}_essential_count"] = float(essential_births.size)
         if k == 0:
             out["h0_essential_birth"] = float(essential_births.min()) if essential_births.size else float("nan")
