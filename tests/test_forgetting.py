@@ -139,15 +139,20 @@ def test_schedules():
 
 # ---------------------------------------------------------------- head widening and masking
 
-def test_widening_keeps_task_a_logits_bit_exact(tasks, task_a_state):
+def test_widening_keeps_task_a_head_bit_exact(tasks, task_a_state):
     task_a, _ = tasks
     model = fresh_model(task_a, task_a_state).eval()
+    old_head = get_classifier(model)
+    old_weight, old_bias = old_head.weight.detach().clone(), old_head.bias.detach().clone()
     before = model(task_a.x_test)
     widen_classifier(model, 5, torch.Generator().manual_seed(3))
     after = model(task_a.x_test)
     head = get_classifier(model)
     assert after.shape == (len(task_a.x_test), 10)
-    assert torch.equal(after[:, :5], before)
+    # The old rows are copied bit for bit; the logits then agree to the rounding of a matmul of another width
+    # (BLAS blocks a 10-column product differently from a 5-column one on some CPUs).
+    assert torch.equal(head.weight[:5], old_weight) and torch.equal(head.bias[:5], old_bias)
+    torch.testing.assert_close(after[:, :5], before, rtol=1e-6, atol=1e-5)
     bound = 1 / math.sqrt(head.in_features)
     assert head.weight[5:].abs().max() <= bound and head.bias[5:].abs().max() <= bound
     other = fresh_model(task_a, task_a_state)
