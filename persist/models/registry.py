@@ -13,15 +13,31 @@ from typing import Callable
 import torch.nn as nn
 
 from persist.errors import ModelError
+from persist.models.catalog import CATALOG, ArchInfo, add_architecture
 from persist.registry import Registry
 
 Builder = Callable[..., nn.Module]
 _MODELS: Registry[Builder] = Registry("architecture", ModelError)
 
 
-def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name`` (default: the function's name)."""
-    return _MODELS.register(name)
+def register_model(name: str | None = None, info: ArchInfo | None = None) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name`` (default: the function's name).
+
+    Its metadata (family, input kind, studies) comes from :data:`persist.models.catalog.CATALOG`, or from
+    ``info`` for an architecture defined elsewhere; a builder with neither is refused, so every registered
+    architecture has a family.
+    """
+    register = _MODELS.register(name)
+
+    def wrap(fn: Builder) -> Builder:
+        key = name or fn.__name__
+        if info is not None:
+            add_architecture(key, info)
+        elif key not in CATALOG:
+            raise ValueError(f"architecture '{key}' has no metadata: add it to persist/models/catalog.py or pass info=")
+        return register(fn)
+
+    return wrap
 
 
 def list_models() -> list[str]:
@@ -61,6 +77,22 @@ def set_classifier(model: nn.Module, layer: nn.Linear) -> None:
     parent_name, _, child = model.classifier_path.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, layer)
+
+
+def default_shape(name: str) -> dict[str, int]:
+    """The task shape an architecture is listed at: CIFAR-100 task A (50 classes, 3x32x32) for images,
+    MNIST-1D task A (5 classes, 1x40) for signals."""
+    if CATALOG[name].input == "1d":
+        return {"num_classes": 5, "in_channels": 1, "image_size": 40}
+    return {"num_classes": 50, "in_channels": 3, "image_size": 32}
+
+
+def measured_parameters(name: str) -> int:
+    """Parameter count at width 1 and :func:`default_shape`, measured on the meta device (no memory, no init)."""
+    import torch
+
+    with torch.device("meta"):
+        return count_parameters(create_model(name, width=1.0, **default_shape(name)))
 
 
 def count_parameters(model: nn.Module) -> int:
