@@ -13,7 +13,7 @@ from typing import Callable
 import torch.nn as nn
 
 from persist.errors import ModelError
-from persist.models.catalog import CATALOG, ArchInfo, add_architecture
+from persist.architectures import CATALOG, ArchInfo, add_architecture
 from persist.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -23,7 +23,7 @@ _MODELS: Registry[Builder] = Registry("architecture", ModelError)
 def register_model(name: str | None = None, info: ArchInfo | None = None) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` (default: the function's name).
 
-    Its metadata (family, input kind, studies) comes from :data:`persist.models.catalog.CATALOG`, or from
+    Its metadata (family, input kind, studies) comes from :data:`persist.architectures.CATALOG`, or from
     ``info`` for an architecture defined elsewhere; a builder with neither is refused, so every registered
     architecture has a family.
     """
@@ -34,7 +34,7 @@ def register_model(name: str | None = None, info: ArchInfo | None = None) -> Cal
         if info is not None:
             add_architecture(key, info)
         elif key not in CATALOG:
-            raise ValueError(f"architecture '{key}' has no metadata: add it to persist/models/catalog.py or pass info=")
+            raise ValueError(f"architecture '{key}' has no metadata: add it to persist/architectures.py or pass info=")
         return register(fn)
 
     return wrap

@@ -62,7 +62,8 @@ def phase_lock(phase: str, key: str):
 def task_of(cfg: RunConfig, task: str, device: torch.device) -> TaskData:
     """Task ``A`` or ``B`` exactly as the config's train run split it (same seed, same validation split)."""
     d = cfg.data
-    return load_task(d.dataset, task, d.data_dir, d.val_fraction, cfg.seed, d.download).to(device)
+    return load_task(d.dataset, task, d.data_dir, d.val_fraction, cfg.seed, d.download, d.samples,
+                     d.image_size).to(device)
 
 
 def run_tags(cfg: RunConfig, **extra: str) -> dict[str, str]:

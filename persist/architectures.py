@@ -1,6 +1,7 @@
 """Architecture metadata: family, input kind, study membership and the series facts (skip, depth, BatchNorm).
 
-One table, importable without torch (the config and the analysis read it), and the only place these facts
+One table, importable without torch (the config and the analysis read it; it lives outside persist.models
+because importing that package builds every architecture module), and the only place these facts
 live: :func:`persist.models.register_model` refuses a builder whose name is not here (or that does not bring
 its own :class:`ArchInfo`), and the tests check that the table and the registered builders name the same
 architectures. ``config.STUDY_ARCHITECTURES`` and the presets' member lists derive from it.
