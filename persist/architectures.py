@@ -77,6 +77,14 @@ CATALOG: dict[str, ArchInfo] = {
 }
 
 
+SIGNAL_DATASETS = ("mnist1d",)  # datasets whose examples are 1-D signals (N, C, L); every other one gives images
+
+
+def dataset_input(dataset: str) -> InputKind:
+    """``"1d"`` for signal datasets, ``"2d"`` for image datasets: what a model for ``dataset`` must take."""
+    return "1d" if dataset in SIGNAL_DATASETS else "2d"
+
+
 def base_name(member: str) -> str:
     """``resnet1d_20@0.5`` -> ``resnet1d_20``: study members carry an optional width."""
     return member.partition("@")[0]

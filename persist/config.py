@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Iterable, Iterator, Literal
 
-from persist.architectures import CATALOG, study_architectures
+from persist.architectures import CATALOG, dataset_input, study_architectures
 from persist.errors import ConfigError
 from persist.registry import did_you_mean
 
@@ -305,6 +305,12 @@ class RunConfig(Section):
         kind, _, index = self.device.partition(":")
         yield (self.device in ("auto", "cpu", "cuda", "mps") or (kind == "cuda" and index.isdigit()),
                f"device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
+        wanted = dataset_input(self.data.dataset)
+        for key, name in [("model.arch", self.model.arch)] + [("study.archs", a.partition("@")[0]) for a in self.study.archs]:
+            if name in CATALOG and CATALOG[name].input != wanted:
+                kinds = {"1d": "1-D signals", "2d": "2-D images"}
+                yield False, (f"{key} '{name}' takes {kinds[CATALOG[name].input]} but data.dataset "
+                              f"'{self.data.dataset}' gives {kinds[wanted]}; see `persist models` for {wanted} ones")
 
 
 def validate(cfg: Any) -> Any:

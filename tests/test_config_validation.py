@@ -65,6 +65,15 @@ def test_bad_values_fail_at_construction_with_one_line_naming_the_key(bad, messa
     assert "\n" not in str(info.value)
 
 
+def test_architectures_must_take_the_datasets_input():
+    with pytest.raises(ConfigError, match="model.arch 'resnet18' takes 2-D images but data.dataset 'mnist1d' gives "
+                                          "1-D signals"):
+        override(preset("mnist1d"), ["model.arch=resnet18"])
+    with pytest.raises(ConfigError, match="study.archs 'gru1d' takes 1-D signals but data.dataset 'digits'"):
+        override(smoke(), ["study.archs=mlp,gru1d"])
+    assert override(preset("mnist1d"), ["model.arch=gru1d"]).model.arch == "gru1d"
+
+
 def test_direct_construction_is_checked_too():
     with pytest.raises(ConfigError, match="landscape.split must be one of"):
         LandscapeConfig(split="tset")

@@ -42,6 +42,13 @@ def test_mnist1d_is_the_packages_procedure_and_leaves_global_generators_alone():
     assert ours["x"].shape == (160, 40) and ours["x_test"].shape == (40, 40)
 
 
+def test_signal_datasets_are_the_1d_ones():
+    from persist.architectures import SIGNAL_DATASETS
+
+    assert SIGNAL_DATASETS == ("mnist1d",)  # the only source whose arrays are (N, L, C); tests below load it
+    assert set(SIGNAL_DATASETS) <= set(sources.DATASETS.names())
+
+
 def test_mnist1d_tasks_split_the_digits_and_keep_the_signal_layout(tmp_path):
     a = load_task("mnist1d", "A", data_dir=tmp_path, samples=N, seed=0)
     b = load_task("mnist1d", "B", data_dir=tmp_path, samples=N, seed=0)
