@@ -123,7 +123,9 @@ class DataConfig(Section):
     image_size: int = 32  # image-folder datasets (cub200, resisc45) are resized to image_size x image_size
 
     KEY: ClassVar[str] = "data"
-    RULES: ClassVar[dict[str, Range]] = {"val_fraction": FRACTION, "samples": NON_NEGATIVE, "image_size": Range(4, 1024)}
+    RULES: ClassVar[dict[str, Range]] = {
+        "val_fraction": FRACTION, "samples": NON_NEGATIVE, "image_size": Range(4, 1024),
+    }
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,8 @@ class RunConfig(Section):
         yield (self.device in ("auto", "cpu", "cuda", "mps") or (kind == "cuda" and index.isdigit()),
                f"device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
         wanted = dataset_input(self.data.dataset)
-        for key, name in [("model.arch", self.model.arch)] + [("study.archs", a.partition("@")[0]) for a in self.study.archs]:
+        members = [("study.archs", entry.partition("@")[0]) for entry in self.study.archs]
+        for key, name in [("model.arch", self.model.arch), *members]:
             if name in CATALOG and CATALOG[name].input != wanted:
                 kinds = {"1d": "1-D signals", "2d": "2-D images"}
                 yield False, (f"{key} '{name}' takes {kinds[CATALOG[name].input]} but data.dataset "

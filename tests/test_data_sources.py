@@ -130,7 +130,7 @@ def write_cub(root, class_ids=(1, 2, 101, 150), per_class=4):
 
 
 def normalized(color, mean, std):
-    return [(v / 255.0 - m) / s for v, m, s in zip(color, mean, std)]
+    return [(v / 255.0 - m) / s for v, m, s in zip(color, mean, std, strict=True)]
 
 
 def test_cub_uses_the_official_split_class_ids_and_resizes(tmp_path):

@@ -118,7 +118,7 @@ def load_mnist1d(source: Source) -> RawDataset:
         arrays = mnist1d_arrays(samples)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, x=arrays["x"], y=arrays["y"], x_test=arrays["x_test"], y_test=arrays["y_test"])
         tmp.replace(path)  # atomic: concurrent workers never read a half-written file
     with np.load(path) as f:
         x_tr, y_tr, x_te, y_te = (f[k] for k in ("x", "y", "x_test", "y_test"))

@@ -65,7 +65,9 @@ def load_raw(
     return _CACHE[key]
 
 
-def _select(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...], raw: RawDataset) -> tuple[torch.Tensor, torch.Tensor]:
+def _select(
+    x: np.ndarray, y: np.ndarray, classes: tuple[int, ...], raw: RawDataset
+) -> tuple[torch.Tensor, torch.Tensor]:
     keep = np.isin(y, classes)
     remap = np.full(int(max(y.max(), max(classes))) + 1, -1, dtype=np.int64)
     remap[list(classes)] = np.arange(len(classes))

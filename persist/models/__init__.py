@@ -1,7 +1,7 @@
 """Architectures by name. Importing this package registers every builder."""
 
-from persist.models import signal1d, small  # noqa: F401  (registers mlp, cnn and the 1-D families)
 from persist.architectures import CATALOG, ArchInfo, arch_info, family_of, study_architectures
+from persist.models import signal1d, small  # noqa: F401  (registers mlp, cnn and the 1-D families)
 from persist.models.registry import (
     count_parameters,
     create_model,

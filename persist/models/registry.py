@@ -12,8 +12,8 @@ from typing import Callable
 
 import torch.nn as nn
 
-from persist.errors import ModelError
 from persist.architectures import CATALOG, ArchInfo, add_architecture
+from persist.errors import ModelError
 from persist.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -56,7 +56,8 @@ def create_model(
     model = _MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
     head = get_classifier(model)
     if head.out_features != num_classes:
-        raise ModelError(f"architecture '{name}' built a classifier with {head.out_features} outputs, not {num_classes}")
+        raise ModelError(
+            f"architecture '{name}' built a classifier with {head.out_features} outputs, not {num_classes}")
     model.arch_name = name
     return model
 
