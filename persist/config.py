@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -65,6 +66,12 @@ _deferred: contextvars.ContextVar[bool] = contextvars.ContextVar("persist_config
 _warned_even: set[int] = set()
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved field types of a config class (resolved once: configs are rebuilt on every override)."""
+    return typing.get_type_hints(cls)
+
+
 class Section:
     """Validation shared by every config section: ``Literal`` choices, ``RULES`` ranges, ``cross_checks``.
 
@@ -84,11 +91,15 @@ class Section:
         return f"{self.KEY}.{name}" if self.KEY else name
 
     def validate(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _type_hints(type(self))
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if typing.get_origin(hints[f.name]) is Literal:
-                self._check_choice(f.name, value, typing.get_args(hints[f.name]))
+            hint = hints[f.name]
+            if typing.get_origin(hint) is Literal:
+                self._check_choice(f.name, value, typing.get_args(hint))
+            elif typing.get_origin(hint) is tuple and typing.get_origin(typing.get_args(hint)[0]) is Literal:
+                for item in value:  # tuple[Literal[...], ...]: every entry is one of the choices
+                    self._check_choice(f.name, item, typing.get_args(typing.get_args(hint)[0]))
             if f.name in self.RULES:
                 self._check_range(f.name, value, self.RULES[f.name])
         for ok, message in self.cross_checks():

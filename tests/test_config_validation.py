@@ -143,6 +143,25 @@ def test_rules_name_real_fields_and_literal_defaults_are_choices():
                 assert f.default in typing.get_args(hints[f.name])
 
 
+def test_a_new_field_is_checked_by_its_type_or_a_rules_entry():
+    """How another engineer's field gets validated: a Literal (also inside a tuple) or a RULES range."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Extra(Section):
+        families: tuple[typing.Literal["random", "hessian"], ...] = ("random",)
+        dims: int = 2
+        free: str = "anything"
+
+        KEY: typing.ClassVar[str] = "extra"
+        RULES: typing.ClassVar[dict[str, Range]] = {"dims": Range(1, 4)}
+
+    assert Extra(families=("hessian", "random"), dims=4).dims == 4
+    with pytest.raises(ConfigError, match=r"extra.families must be one of random, hessian; got 'hesian' \(did you"):
+        Extra(families=("random", "hesian"))
+    with pytest.raises(ConfigError, match=r"extra.dims must be in \[1, 4\], got 5"):
+        Extra(dims=5)
+
+
 def test_range_rule():
     assert Range(0, 1, open_lo=True, open_hi=True).admits(0.5)
     assert not Range(0, 1, open_lo=True).admits(0.0)
