@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -66,18 +65,24 @@ _deferred: contextvars.ContextVar[bool] = contextvars.ContextVar("persist_config
 _warned_even: set[int] = set()
 
 
-@functools.cache
+_hints: dict[type, dict[str, Any]] = {}
+
+
 def _type_hints(cls: type) -> dict[str, Any]:
     """Resolved field types of a config class (resolved once: configs are rebuilt on every override)."""
-    return typing.get_type_hints(cls)
+    if cls not in _hints:
+        _hints[cls] = typing.get_type_hints(cls)
+    return _hints[cls]
 
 
 class Section:
     """Validation shared by every config section: ``Literal`` choices, ``RULES`` ranges, ``cross_checks``.
 
     ``KEY`` is the section's name in :class:`RunConfig` (empty for the top level), so messages name the
-    dotted key the user typed. While :func:`override` applies several assignments, checks wait until all
-    are applied, so their order never matters (``train.warmup_epochs=5 train.epochs=50``).
+    dotted key the user typed. Sections assign ``KEY`` and ``RULES`` without annotations: an annotated
+    ``ClassVar`` would appear in ``__dataclass_fields__``, which callers iterate as the config's fields.
+    While :func:`override` applies several assignments, checks wait until all are applied, so their order
+    never matters (``train.warmup_epochs=5 train.epochs=50``).
     """
 
     KEY: ClassVar[str] = ""
@@ -133,8 +138,8 @@ class DataConfig(Section):
     samples: int = 0  # generated datasets (mnist1d): examples to generate, 80% train / 20% test; 0 = 4000
     image_size: int = 32  # image-folder datasets (cub200, resisc45) are resized to image_size x image_size
 
-    KEY: ClassVar[str] = "data"
-    RULES: ClassVar[dict[str, Range]] = {
+    KEY = "data"
+    RULES = {
         "val_fraction": FRACTION, "samples": NON_NEGATIVE, "image_size": Range(4, 1024),
     }
 
@@ -144,8 +149,8 @@ class ModelConfig(Section):
     arch: str = "mlp"  # a name from `persist models`
     width: float = 1.0  # channel/hidden multiplier; 1.0 is the study architecture
 
-    KEY: ClassVar[str] = "model"
-    RULES: ClassVar[dict[str, Range]] = {"width": Range(0, 64, open_lo=True)}
+    KEY = "model"
+    RULES = {"width": Range(0, 64, open_lo=True)}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield self.arch in CATALOG, unknown_architecture("model.arch", self.arch)
@@ -169,8 +174,8 @@ class TrainConfig(Section):
     np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
     np_burn_in: int = 0  # epochs before NP early stopping may trigger
 
-    KEY: ClassVar[str] = "train"
-    RULES: ClassVar[dict[str, Range]] = {
+    KEY = "train"
+    RULES = {
         "epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "lr": POSITIVE, "momentum": MOMENTUM,
         "weight_decay": NON_NEGATIVE, "warmup_epochs": NON_NEGATIVE, "np_every": NON_NEGATIVE,
         "np_patience": NON_NEGATIVE, "np_burn_in": NON_NEGATIVE,
@@ -196,8 +201,8 @@ class LandscapeConfig(Section):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # reduced precision is recorded
     method: Literal["auto", "vmap", "foreach"] = "auto"  # auto (timed once) | vmap (nodes per forward) | foreach
 
-    KEY: ClassVar[str] = "landscape"
-    RULES: ClassVar[dict[str, Range]] = {
+    KEY = "landscape"
+    RULES = {
         "resolution": Range(2), "span": POSITIVE, "slices": AT_LEAST_ONE, "seed": NON_NEGATIVE,
         "subset": NON_NEGATIVE, "batch_size": AT_LEAST_ONE,
     }
@@ -217,8 +222,8 @@ class TopologyConfig(Section):
     noise_floor: float = -1.0  # >= 0: a given epsilon (loss units); < 0: measured as noise_source says
     noise_source: Literal["subset", "none"] = "subset"  # subset (two disjoint data halves) | none (epsilon 0)
 
-    KEY: ClassVar[str] = "topology"
-    RULES: ClassVar[dict[str, Range]] = {"noise_floor": Range()}
+    KEY = "topology"
+    RULES = {"noise_floor": Range()}
 
 
 @dataclass(frozen=True)
@@ -231,8 +236,8 @@ class CurvatureConfig(Section):
     barrier_directions: int = 10  # filter-normalized random directions of the barrier
     enabled: bool = True
 
-    KEY: ClassVar[str] = "curvature"
-    RULES: ClassVar[dict[str, Range]] = {
+    KEY = "curvature"
+    RULES = {
         "subset": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "probes": AT_LEAST_ONE, "eigen_tol": FRACTION,
         "barrier_directions": AT_LEAST_ONE,
     }
@@ -251,8 +256,8 @@ class ForgettingConfig(Section):
     barrier_points: int = 21  # points on the task-A -> task-B straight path
     np_every: int = 0  # > 0: log per-layer neural persistence every N task-B steps
 
-    KEY: ClassVar[str] = "forgetting"
-    RULES: ClassVar[dict[str, Range]] = {
+    KEY = "forgetting"
+    RULES = {
         "steps": NON_NEGATIVE, "lr": POSITIVE, "momentum": MOMENTUM, "weight_decay": NON_NEGATIVE,
         "batch_size": AT_LEAST_ONE, "ewc_lambda": NON_NEGATIVE, "barrier_points": Range(2), "np_every": NON_NEGATIVE,
     }
@@ -266,8 +271,8 @@ class NeuralPersistenceConfig(Section):
     p: float = 2.0  # p-norm of the persistence diagram
     per_head: bool = False  # split attention projections per head
 
-    KEY: ClassVar[str] = "neural_persistence"
-    RULES: ClassVar[dict[str, Range]] = {"p": Range(1, finite=False)}
+    KEY = "neural_persistence"
+    RULES = {"p": Range(1, finite=False)}
 
 
 @dataclass(frozen=True)
@@ -276,8 +281,8 @@ class StudyConfig(Section):
     seeds: tuple[int, ...] = (0,)  # training seeds; one parent run per architecture x seed
     analysis_spec: str = "analysis/persist.yaml"  # the declared hypotheses tested at the end
 
-    KEY: ClassVar[str] = "study"
-    RULES: ClassVar[dict[str, Range]] = {"seeds": NON_NEGATIVE}
+    KEY = "study"
+    RULES = {"seeds": NON_NEGATIVE}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield len(self.archs) > 0, "study.archs must list at least one architecture"
@@ -311,7 +316,7 @@ class RunConfig(Section):
     neural_persistence: NeuralPersistenceConfig = field(default_factory=NeuralPersistenceConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 
-    RULES: ClassVar[dict[str, Range]] = {"seed": NON_NEGATIVE}
+    RULES = {"seed": NON_NEGATIVE}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield bool(self.experiment.strip()), "experiment must be a non-empty name"

@@ -162,6 +162,12 @@ def test_a_new_field_is_checked_by_its_type_or_a_rules_entry():
         Extra(dims=5)
 
 
+def test_section_class_attributes_are_not_dataclass_fields():
+    """pipeline.py iterates RunConfig.__dataclass_fields__ as the config's sections."""
+    for cls in (RunConfig, TrainConfig, LandscapeConfig, ForgettingConfig):
+        assert set(cls.__dataclass_fields__) == {f.name for f in dataclasses.fields(cls)}
+
+
 def test_range_rule():
     assert Range(0, 1, open_lo=True, open_hi=True).admits(0.5)
     assert not Range(0, 1, open_lo=True).admits(0.0)
