@@ -3,55 +3,165 @@
 One ``RunConfig`` holds a section per phase. Overrides such as ``landscape.resolution=51`` are
 type-checked against the dataclass field and unknown keys are rejected, so a typo can never silently
 fall back to a default (the published code had config keys that no code read).
+
+Values are checked when a config is built (``__post_init__``), so a bad value fails before anything runs,
+with one line naming the key: ``Literal`` fields list their choices, each section's ``RULES`` table gives
+ranges (:class:`Range`) and its ``cross_checks`` the rules between fields. A new field is checked by adding
+a ``Literal`` type or a ``RULES`` entry; a field with neither is accepted as its type allows.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable, Iterator, Literal
 
+from persist.architectures import CATALOG, dataset_input, study_architectures
 from persist.errors import ConfigError
-
-
-def _require(ok: bool, key: str, rule: str, value: Any) -> None:
-    """One-line ConfigError naming the key, the rule and the value (checked when a config is built)."""
-    if not ok:
-        raise ConfigError(f"{key} must be {rule}, got {value!r}")
-
-
-def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+from persist.registry import did_you_mean
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "digits"  # digits (offline, embedded) | cifar10 | cifar100
-    data_dir: str = "data"  # where torchvision datasets live / are downloaded to
-    download: bool = False  # fetch missing datasets (needs internet)
-    val_fraction: float = 0.1  # validation split carved from training data, for checkpoint selection
-    augment: bool = True  # random crop (pad = image_size // 8) + horizontal flip during training
+class Range:
+    """A finite number in [lo, hi] (either bound optional; ``open_lo``/``open_hi`` exclude it).
+
+    NaN never passes; infinity passes only with ``finite=False`` and no bound on that side.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    finite: bool = True
+
+    def admits(self, value: float) -> bool:
+        if math.isnan(value) or (self.finite and math.isinf(value)):
+            return False
+        above = self.lo is None or (value > self.lo if self.open_lo else value >= self.lo)
+        below = self.hi is None or (value < self.hi if self.open_hi else value <= self.hi)
+        return above and below
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        if self.hi is None and self.lo is not None:
+            return f"{'>' if self.open_lo else '>='} {lo}"
+        return f"in {'(' if self.open_lo else '['}{lo}, {hi}{')' if self.open_hi else ']'}"
+
+
+POSITIVE = Range(0, open_lo=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+FRACTION = Range(0, 1, open_lo=True, open_hi=True)
+MOMENTUM = Range(0, 1, open_hi=True)
+
+_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar("persist_config_deferred", default=False)
+_warned_even: set[int] = set()
+
+
+_hints: dict[type, dict[str, Any]] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved field types of a config class (resolved once: configs are rebuilt on every override)."""
+    if cls not in _hints:
+        _hints[cls] = typing.get_type_hints(cls)
+    return _hints[cls]
+
+
+class Section:
+    """Validation shared by every config section: ``Literal`` choices, ``RULES`` ranges, ``cross_checks``.
+
+    ``KEY`` is the section's name in :class:`RunConfig` (empty for the top level), so messages name the
+    dotted key the user typed. Sections assign ``KEY`` and ``RULES`` without annotations: an annotated
+    ``ClassVar`` would appear in ``__dataclass_fields__``, which callers iterate as the config's fields.
+    While :func:`override` applies several assignments, checks wait until all are applied, so their order
+    never matters (``train.warmup_epochs=5 train.epochs=50``).
+    """
+
+    KEY: ClassVar[str] = ""
+    RULES: ClassVar[dict[str, Range]] = {}
 
     def __post_init__(self) -> None:
-        _require(_finite(self.val_fraction) and 0 < self.val_fraction < 1, "data.val_fraction", "in (0, 1)",
-                 self.val_fraction)
+        if not _deferred.get():
+            self.validate()
+
+    def key(self, name: str) -> str:
+        return f"{self.KEY}.{name}" if self.KEY else name
+
+    def validate(self) -> None:
+        hints = _type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            hint = hints[f.name]
+            if typing.get_origin(hint) is Literal:
+                self._check_choice(f.name, value, typing.get_args(hint))
+            elif typing.get_origin(hint) is tuple and typing.get_origin(typing.get_args(hint)[0]) is Literal:
+                for item in value:  # tuple[Literal[...], ...]: every entry is one of the choices
+                    self._check_choice(f.name, item, typing.get_args(typing.get_args(hint)[0]))
+            if f.name in self.RULES:
+                self._check_range(f.name, value, self.RULES[f.name])
+        for ok, message in self.cross_checks():
+            if not ok:
+                raise ConfigError(message)
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        """``(holds, message)`` for each rule that relates several fields (override in a section)."""
+        return iter(())
+
+    def _check_choice(self, name: str, value: Any, choices: tuple[Any, ...]) -> None:
+        if value not in choices:
+            hint = did_you_mean(str(value), [str(c) for c in choices])
+            listed = ", ".join(map(str, choices))
+            raise ConfigError(f"{self.key(name)} must be one of {listed}; got '{value}'{hint}")
+
+    def _check_range(self, name: str, value: Any, rule: Range) -> None:
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not rule.admits(float(v)):
+                raise ConfigError(f"{self.key(name)} must be {rule}, got {v!r}")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class DataConfig(Section):
+    dataset: str = "digits"  # digits (offline, embedded) | mnist1d (generated) | cifar10 | cifar100 | cub200 | resisc45
+    data_dir: str = "data"  # where datasets live / are downloaded to / MNIST-1D is cached
+    download: bool = False  # fetch missing datasets (needs internet; CIFAR only)
+    val_fraction: float = 0.1  # validation split carved from training data, for checkpoint selection
+    augment: bool = True  # images: random crop (pad = image_size // 8) + horizontal flip; 1-D signals: none
+    samples: int = 0  # generated datasets (mnist1d): examples to generate, 80% train / 20% test; 0 = 4000
+    image_size: int = 32  # image-folder datasets (cub200, resisc45) are resized to image_size x image_size
+
+    KEY = "data"
+    RULES = {
+        "val_fraction": FRACTION, "samples": NON_NEGATIVE, "image_size": Range(4, 1024),
+    }
+
+
+@dataclass(frozen=True)
+class ModelConfig(Section):
     arch: str = "mlp"  # a name from `persist models`
     width: float = 1.0  # channel/hidden multiplier; 1.0 is the study architecture
 
-    def __post_init__(self) -> None:
-        _require(_finite(self.width) and 0 < self.width <= 64, "model.width", "a finite number in (0, 64]", self.width)
+    KEY = "model"
+    RULES = {"width": Range(0, 64, open_lo=True)}
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield self.arch in CATALOG, unknown_architecture("model.arch", self.arch)
+
+
+def unknown_architecture(key: str, name: str) -> str:
+    return f"unknown architecture '{name}' in {key}{did_you_mean(name, CATALOG)}; see `persist models`"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     epochs: int = 30
     batch_size: int = 128
     lr: float = 0.05  # peak learning rate after warm-up
@@ -64,58 +174,81 @@ class TrainConfig:
     np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
     np_burn_in: int = 0  # epochs before NP early stopping may trigger
 
-    def __post_init__(self) -> None:
-        _require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
-        _require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
-        _require(_finite(self.lr) and self.lr > 0, "train.lr", "a finite number > 0", self.lr)
-        _require(self.warmup_epochs >= 0, "train.warmup_epochs", ">= 0", self.warmup_epochs)
+    KEY = "train"
+    RULES = {
+        "epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "lr": POSITIVE, "momentum": MOMENTUM,
+        "weight_decay": NON_NEGATIVE, "warmup_epochs": NON_NEGATIVE, "np_every": NON_NEGATIVE,
+        "np_patience": NON_NEGATIVE, "np_burn_in": NON_NEGATIVE,
+    }
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield (self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+               f"train.warmup_epochs ({self.warmup_epochs}) must be shorter than train.epochs ({self.epochs})")
 
 
 @dataclass(frozen=True)
-class LandscapeConfig:
+class LandscapeConfig(Section):
     resolution: int = 51  # odd so the trained weights are a grid node
     span: float = 1.0  # grid covers [-span, span]^2 in units of the filter-normalized directions
     slices: int = 3  # independent random planes, one seed pair each
     seed: int = 0  # slice k uses direction seeds (seed + 2k, seed + 2k + 1)
-    normalization: str = "filter"  # filter | layer | weight | none
-    one_d: str = "ignore"  # ignore (Li et al.: zero on biases/norm params) | filter
+    normalization: Literal["filter", "layer", "weight", "none"] = "filter"
+    one_d: Literal["ignore", "filter"] = "ignore"  # ignore (Li et al.: zero on biases/norm params) | filter
     orthogonalize: bool = False
-    split: str = "test"  # test | val | train: data the loss is evaluated on
+    split: Literal["test", "val", "train"] = "test"  # data the loss is evaluated on
     subset: int = 0  # evaluate on the first N examples of the split (0 = all)
     batch_size: int = 1024
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (reduced precision is recorded)
-    method: str = "auto"  # auto (timed once) | vmap (several nodes per forward) | foreach (one node per forward)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # reduced precision is recorded
+    method: Literal["auto", "vmap", "foreach"] = "auto"  # auto (timed once) | vmap (nodes per forward) | foreach
 
-    def __post_init__(self) -> None:
-        _require(self.resolution >= 3, "landscape.resolution", ">= 3", self.resolution)
-        _require(self.slices >= 1, "landscape.slices", ">= 1", self.slices)
-        _require(_finite(self.span) and self.span > 0, "landscape.span", "a finite number > 0", self.span)
-        _require(self.subset >= 0, "landscape.subset", ">= 0 (0 = all)", self.subset)
-        _require(self.batch_size >= 1, "landscape.batch_size", ">= 1", self.batch_size)
+    KEY = "landscape"
+    RULES = {
+        "resolution": Range(3), "span": POSITIVE, "slices": AT_LEAST_ONE, "seed": NON_NEGATIVE,
+        "subset": NON_NEGATIVE, "batch_size": AT_LEAST_ONE,
+    }
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        if self.resolution % 2 == 0 and self.resolution not in _warned_even:
+            _warned_even.add(self.resolution)  # once per value and process, however often the config is rebuilt
+            warnings.warn(f"landscape.resolution={self.resolution} is even, so the trained weights are not a "
+                          "grid node; use an odd value", stacklevel=2)
+        return iter(())
 
 
 @dataclass(frozen=True)
-class TopologyConfig:
-    backend: str = "gudhi"  # gudhi | ripser
-    # connectivity is named by its 2-D count whatever the grid's dims (the n-D counts 26/80 and 6/8 also work):
+class TopologyConfig(Section):
+    backend: Literal["gudhi", "ripser"] = "gudhi"
+    # connectivity is named by its 2-D count whatever the grid's dims:
     # 8 = full, 3^n - 1 neighbours (T-construction, flag complex of the king graph); 4 = face, 2n (V-construction)
-    connectivity: int = 8  # 8 | 4
-    filtration: str = "loss"  # loss | log_loss (sublevel sets of log(loss): depths become ratios, walls shrink)
+    connectivity: Literal[8, 4] = 8
+    # log_loss: sublevel sets of log(loss): depths become ratios, walls shrink
+    filtration: Literal["loss", "log_loss"] = "loss"
     # floor: which noise floor the *_above_eps statistics use (counts above every measured floor are logged too).
     # stability = 2 max|L_half1 - L_half2|; bottleneck = 2 d_B(half1, half2 diagrams), per dim; bootstrap = 2 x the
     # (1 - alpha) quantile of the bootstrap distance (Fasy et al. 2014; needs per-example losses), per dim;
     # fixed = noise_floor; none = 0. An unavailable floor falls back (bootstrap -> bottleneck -> none), recorded.
-    floor: str = "stability"  # stability | bottleneck | bootstrap | fixed | none
+    floor: Literal["stability", "bottleneck", "bootstrap", "fixed", "none"] = "stability"
     noise_floor: float = -1.0  # >= 0: a given epsilon (filtration units), i.e. floor=fixed; < 0: measured
-    noise_source: str = "subset"  # subset (grids on two disjoint data halves, no extra cost) | none (no halves)
+    noise_source: Literal["subset", "none"] = "subset"  # subset (two disjoint data halves, no extra cost) | none
     bootstrap_samples: int = 200  # resamples of the examples (with replacement) for floor=bootstrap
     bootstrap_alpha: float = 0.05  # the confidence set holds the true diagram with probability 1 - alpha
-    bootstrap_distance: str = "bottleneck"  # bottleneck (per homology dim) | sup (max |L* - L|; bounds it, cheaper)
+    bootstrap_distance: Literal["bottleneck", "sup"] = "bottleneck"  # sup = max |L* - L| (bounds it, cheaper)
     bootstrap_seed: int = 0  # seeds the resampling
+
+    KEY = "topology"
+    RULES = {"noise_floor": Range(), "bootstrap_samples": AT_LEAST_ONE, "bootstrap_alpha": FRACTION,
+             "bootstrap_seed": NON_NEGATIVE}
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield (self.noise_floor < 0 or self.floor in ("fixed", "stability"),
+               f"topology.noise_floor={self.noise_floor} gives a fixed floor but topology.floor is '{self.floor}'; "
+               "set topology.floor=fixed or topology.noise_floor=-1")
+        yield (self.floor != "fixed" or self.noise_floor >= 0,
+               f"topology.floor=fixed needs topology.noise_floor >= 0, got {self.noise_floor}")
 
 
 @dataclass(frozen=True)
-class CurvatureConfig:
+class CurvatureConfig(Section):
     measures: tuple[str, ...] = ("hessian_trace", "top_eigenvalues", "fisher_trace", "sharpness", "barrier")
     subset: int = 512  # examples used (same for every measure; logged)
     batch_size: int = 128
@@ -124,13 +257,19 @@ class CurvatureConfig:
     barrier_directions: int = 10  # filter-normalized random directions of the barrier
     enabled: bool = True
 
+    KEY = "curvature"
+    RULES = {
+        "subset": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "probes": AT_LEAST_ONE, "eigen_tol": FRACTION,
+        "barrier_directions": AT_LEAST_ONE,
+    }
+
 
 @dataclass(frozen=True)
-class ForgettingConfig:
+class ForgettingConfig(Section):
     steps: tuple[int, ...] = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)  # evaluation schedule
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.01  # one task-B learning rate for every architecture
-    schedule: str = "constant"  # constant | cosine
+    schedule: Literal["constant", "cosine"] = "constant"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
@@ -138,30 +277,53 @@ class ForgettingConfig:
     barrier_points: int = 21  # points on the task-A -> task-B straight path
     np_every: int = 0  # > 0: log per-layer neural persistence every N task-B steps
 
-    def __post_init__(self) -> None:
-        _require(len(self.steps) > 0 and min(self.steps) >= 0, "forgetting.steps",
-                 "a non-empty list of step counts >= 0", self.steps)
-        _require(_finite(self.lr) and self.lr > 0, "forgetting.lr", "a finite number > 0", self.lr)
-        _require(self.batch_size >= 1, "forgetting.batch_size", ">= 1", self.batch_size)
-        _require(_finite(self.ewc_lambda) and self.ewc_lambda >= 0, "forgetting.ewc_lambda", "a finite number >= 0",
-                 self.ewc_lambda)
+    KEY = "forgetting"
+    RULES = {
+        "steps": NON_NEGATIVE, "lr": POSITIVE, "momentum": MOMENTUM, "weight_decay": NON_NEGATIVE,
+        "batch_size": AT_LEAST_ONE, "ewc_lambda": NON_NEGATIVE, "barrier_points": Range(2), "np_every": NON_NEGATIVE,
+    }
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield len(self.steps) > 0, "forgetting.steps must list at least one evaluation step (e.g. 0,10,100)"
 
 
 @dataclass(frozen=True)
-class NeuralPersistenceConfig:
+class NeuralPersistenceConfig(Section):
     p: float = 2.0  # p-norm of the persistence diagram
     per_head: bool = False  # split attention projections per head
 
+    KEY = "neural_persistence"
+    RULES = {"p": Range(1, finite=False)}
+
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(Section):
     archs: tuple[str, ...] = ("mlp",)  # architectures of the study, each NAME or NAME@WIDTH
     seeds: tuple[int, ...] = (0,)  # training seeds; one parent run per architecture x seed
     analysis_spec: str = "analysis/persist.yaml"  # the declared hypotheses tested at the end
 
+    KEY = "study"
+    RULES = {"seeds": NON_NEGATIVE}
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield len(self.archs) > 0, "study.archs must list at least one architecture"
+        yield len(self.seeds) > 0, "study.seeds must list at least one seed"
+        for entry in self.archs:
+            name, _, width = entry.partition("@")
+            yield name in CATALOG, unknown_architecture("study.archs", name)
+            if width:
+                yield _is_width(width), f"study.archs entry '{entry}': width must be a number in (0, 64]"
+
+
+def _is_width(text: str) -> bool:
+    try:
+        return ModelConfig.RULES["width"].admits(float(text))
+    except ValueError:
+        return False
+
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Section):
     experiment: str = "persist"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -175,16 +337,34 @@ class RunConfig:
     neural_persistence: NeuralPersistenceConfig = field(default_factory=NeuralPersistenceConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 
-    def __post_init__(self) -> None:
-        _require(self.seed >= 0, "seed", ">= 0", self.seed)
-        _require(bool(self.experiment.strip()), "experiment", "a non-empty name", self.experiment)
+    RULES = {"seed": NON_NEGATIVE}
+
+    def cross_checks(self) -> Iterator[tuple[bool, str]]:
+        yield bool(self.experiment.strip()), "experiment must be a non-empty name"
+        kind, _, index = self.device.partition(":")
+        yield (self.device in ("auto", "cpu", "cuda", "mps") or (kind == "cuda" and index.isdigit()),
+               f"device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
+        wanted = dataset_input(self.data.dataset)
+        members = [("study.archs", entry.partition("@")[0]) for entry in self.study.archs]
+        for key, name in [("model.arch", self.model.arch), *members]:
+            if name in CATALOG and CATALOG[name].input != wanted:
+                kinds = {"1d": "1-D signals", "2d": "2-D images"}
+                yield False, (f"{key} '{name}' takes {kinds[CATALOG[name].input]} but data.dataset "
+                              f"'{self.data.dataset}' gives {kinds[wanted]}; see `persist models` for {wanted} ones")
 
 
-STUDY_ARCHITECTURES = (
-    "resnet18", "resnet50", "resnet18_wide", "wrn28_1", "wrn28_2", "wrn28_4", "wrn28_6", "wrn28_8", "wrn28_10",
-    "densenet121", "efficientnet_b0", "vgg16_bn", "convnext_tiny", "mobilenet_v3_small", "shufflenet_v2",
-    "regnet_y_400mf", "vit_small", "vit_tiny", "mlp_mixer",
-)
+def validate(cfg: Any) -> Any:
+    """Check every section of ``cfg`` (what ``__post_init__`` does, for configs built with checks deferred)."""
+    if is_dataclass(cfg):
+        for f in fields(cfg):
+            validate(getattr(cfg, f.name))
+        if isinstance(cfg, Section):
+            cfg.validate()
+    return cfg
+
+
+STUDY_ARCHITECTURES = study_architectures("cifar100")  # the PERSIST study's 19, in the published order
+MNIST1D_ARCHITECTURES = study_architectures("mnist1d") + ("mlp1d@4", "cnn1d@0.5")  # + two widths of the series
 
 
 def smoke() -> RunConfig:
@@ -209,12 +389,30 @@ def cifar100() -> RunConfig:
     ])
 
 
-PRESETS = {"smoke": smoke, "cifar100": cifar100}
+def mnist1d() -> RunConfig:
+    """A CPU study that can come out either way: MNIST-1D digits 0-4 then 5-9, 16 members x 3 seeds.
+
+    The 1-D families (MLP, CNN, ResNet and plain depth series at 8/20/32 layers, GRU, transformer, with and
+    without BatchNorm) plus two widths; forgetting is evaluated early (5, 10, 25 steps) where
+    class-incremental retention has not yet collapsed. Signals are not augmented.
+    """
+    return override(RunConfig(experiment="persist-mnist1d"), [
+        "data.dataset=mnist1d", "data.samples=4000", "data.augment=false", "model.arch=cnn1d",
+        "train.epochs=20", "train.batch_size=64", "train.lr=0.05", "train.warmup_epochs=1",
+        "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
+        "curvature.subset=256", "curvature.probes=8", "curvature.eigen_tol=0.01", "curvature.barrier_directions=5",
+        "forgetting.steps=0,5,10,25,50,100,250", "forgetting.batch_size=64", "forgetting.lr=0.02",
+        "study.archs=" + ",".join(MNIST1D_ARCHITECTURES), "study.seeds=0,1,2",
+        "study.analysis_spec=analysis/mnist1d.yaml",
+    ])
+
+
+PRESETS = {"smoke": smoke, "cifar100": cifar100, "mnist1d": mnist1d}
 
 
 def preset(name: str) -> RunConfig:
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]()
 
 
@@ -228,6 +426,8 @@ def _parse(raw: str, annotation: Any, key: str) -> Any:
     if typing.get_origin(annotation) is tuple:
         (inner, _) = typing.get_args(annotation)
         return tuple(_parse(part.strip(), inner, key) for part in raw.split(",") if part.strip())
+    if typing.get_origin(annotation) is Literal:  # parsed as the choices' type; membership is checked on build
+        annotation = type(typing.get_args(annotation)[0])
     try:
         return annotation(raw)
     except ValueError:
@@ -235,27 +435,48 @@ def _parse(raw: str, annotation: Any, key: str) -> Any:
 
 
 def override(cfg: Any, assignments: Iterable[str]) -> Any:
-    """Apply ``section.field=value`` assignments, type-checked; unknown keys raise ConfigError."""
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        cfg = _set(cfg, key.strip().split("."), raw.strip(), key.strip())
-    return cfg
+    """Apply ``section.field=value`` assignments, type-checked; unknown keys raise ConfigError.
+
+    Values are validated once all assignments are applied, so their order never matters.
+    """
+    token = _deferred.set(True)
+    try:
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ConfigError(f"override '{item}' is not of the form key=value")
+            cfg = _set(cfg, key.strip().split("."), raw.strip(), key.strip(), cfg)
+    finally:
+        _deferred.reset(token)
+    return validate(cfg)
 
 
-def _set(obj: Any, path: list[str], raw: str, key: str) -> Any:
+def config_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of ``cfg`` (sections and fields), for close-match suggestions."""
+    keys = []
+    for f in fields(cfg):
+        keys.append(prefix + f.name)
+        if is_dataclass(getattr(cfg, f.name)):
+            keys += config_keys(getattr(cfg, f.name), f"{prefix}{f.name}.")
+    return keys
+
+
+def _unknown_key(key: str, root: Any) -> ConfigError:
+    return ConfigError(f"unknown config key '{key}'{did_you_mean(key, config_keys(root))}")
+
+
+def _set(obj: Any, path: list[str], raw: str, key: str, root: Any) -> Any:
     hints = typing.get_type_hints(type(obj))
     name = path[0]
-    if name not in hints:
-        raise ConfigError(f"unknown config key '{key}'")
+    if name not in hints or name not in {f.name for f in fields(obj)}:
+        raise _unknown_key(key, root)
     current = getattr(obj, name)
     if is_dataclass(current):
         if len(path) == 1:
             raise ConfigError(f"config key '{key}' is a section; set one of its fields")
-        return replace(obj, **{name: _set(current, path[1:], raw, key)})
+        return replace(obj, **{name: _set(current, path[1:], raw, key, root)})
     if len(path) > 1:
-        raise ConfigError(f"unknown config key '{key}'")
+        raise _unknown_key(key, root)
     return replace(obj, **{name: _parse(raw, hints[name], key)})
 
 
@@ -263,23 +484,53 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(data: dict[str, Any], cls: type = RunConfig) -> Any:
-    """Rebuild a config from :func:`to_dict` output (e.g. ``config/resolved.json`` of an upstream run)."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if is_dataclass(hints[f.name]):
-            value = from_dict(value, hints[f.name])
-        elif typing.get_origin(hints[f.name]) is tuple:
-            value = tuple(value)
-        kwargs[f.name] = value
-    unknown = set(data) - {f.name for f in fields(cls)}
+def from_dict(data: Any, cls: type = RunConfig, prefix: str = "") -> Any:
+    """Rebuild a config from :func:`to_dict` output (e.g. ``config/resolved.json`` of an upstream run).
+
+    Logged JSON is input like any other: every section must be a mapping and every value of its field's
+    type, so a damaged file is refused instead of silently becoming defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'top level'}' is {type(data).__name__}, not a mapping")
+    hints = _type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(f"unknown config keys in {cls.__name__}: {', '.join(sorted(unknown))}")
+        hint = did_you_mean(unknown[0], names)
+        raise ConfigError(f"unknown config keys in {cls.__name__}: {', '.join(unknown)}{hint}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        value, hint, key = data[name], hints[name], prefix + name
+        if is_dataclass(hint):
+            value = from_dict(value, hint, key + ".")
+        elif typing.get_origin(hint) is tuple:
+            inner = typing.get_args(hint)[0]
+            if not isinstance(value, (list, tuple)) or not all(_json_is(v, inner) for v in value):
+                raise ConfigError(f"'{key}' must be a list of {_type_name(inner)}, got {value!r:.60}")
+            value = tuple(value)
+        elif not _json_is(value, hint):
+            raise ConfigError(f"'{key}' must be {_type_name(hint)}, got {value!r:.60}")
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+def _json_is(value: Any, hint: Any) -> bool:
+    """JSON typing: ints count as floats, bools as nothing but bools, a Literal as the types of its choices
+    (the choices themselves are checked when the config is built)."""
+    if typing.get_origin(hint) is Literal:
+        return any(_json_is(value, type(choice)) for choice in typing.get_args(hint))
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(map(str, typing.get_args(hint)))
+    return getattr(hint, "__name__", str(hint))
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import difflib
+from typing import Callable, Generic, Iterable, TypeVar
 
 from persist.errors import ConfigError
 
 T = TypeVar("T", bound=Callable)
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest choice (difflib), or an empty string when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 class Registry(Generic[T]):
-    """Name -> factory mapping; unknown names raise a one-line error listing the choices."""
+    """Name -> factory mapping; unknown names raise a one-line error with the closest match and the choices."""
 
     def __init__(self, kind: str, error: type[Exception] = ConfigError) -> None:
         self.kind = kind
@@ -29,7 +36,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise self.error(f"unknown {self.kind} '{name}'; choose one of: {', '.join(sorted(self._items))}")
+            hint = did_you_mean(name, self._items)
+            raise self.error(f"unknown {self.kind} '{name}'{hint}; choose one of: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -31,7 +31,7 @@ from persist.curvature import (
 )
 from persist.curvature import fisher as fisher_module
 from persist.errors import ConfigError
-from persist.models import create_model, list_models
+from persist.models import arch_info, create_model, list_models
 
 
 # ----------------------------------------------------------------------------- quadratic ½θᵀAθ
@@ -362,7 +362,7 @@ def test_every_registered_architecture_gives_finite_values_for_every_measure(arc
     BatchNorm, ...) and gives finite numbers. The Krylov budget is tiny to keep 20 architectures fast."""
     torch.manual_seed(0)
     model = create_model(arch, num_classes=3, in_channels=1, image_size=8, width=0.125)
-    x, y = torch.randn(2, 1, 8, 8), torch.tensor([0, 2])
+    x, y = torch.randn(2, 1, 8, 8) if arch_info(arch).input == "2d" else torch.randn(2, 1, 8), torch.tensor([0, 2])
     values, failures = measure_curvature(
         model, x, y, measures=list_measures(), batch_size=2, trace_probes=2, probe_batch=2, eigen_tol=0.1,
         eigen_ncv=3, eigen_maxiter=1, largest_magnitude=False, directions=1, radius_steps=1, ascent_steps=1,

@@ -12,13 +12,14 @@ from torch.func import functional_call, grad, jvp
 from torchvision.ops import StochasticDepth
 
 import persist.models.zoo  # noqa: F401  (registers the study's architectures)
-from persist.models import count_parameters, create_model, get_classifier, list_models, set_classifier
+from persist.models import arch_info, count_parameters, create_model, get_classifier, list_models, set_classifier
 from persist.models.torchvision_zoo import Hardsigmoid
 from persist.models.vit import token_layout, vit_token_layout
 
 TINY = 0.125
 NUM_CLASSES = 7
 INPUTS = {"rgb32": (3, 32), "gray8": (1, 8)}  # (in_channels, image_size): CIFAR and the embedded 8x8 digits
+IMAGE_MODELS = [name for name in list_models() if arch_info(name).input == "2d"]  # 1-D nets: test_models_1d.py
 
 # Measured from the study's own models with a 50-class head (anchor-persist.md §2).
 STUDY_PARAMETERS = {
@@ -84,7 +85,7 @@ def test_width_one_matches_the_study_parameter_count(name):
 
 
 @pytest.mark.parametrize("shape", INPUTS.values(), ids=INPUTS.keys())
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_forward_backward_reaches_every_parameter(name, shape):
     in_channels, image_size = shape
     model = tiny_model(name, in_channels, image_size).train()
@@ -98,7 +99,7 @@ def test_forward_backward_reaches_every_parameter(name, shape):
     assert sum(p.grad.abs().sum() for p in model.parameters()) > 0
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_eval_is_deterministic_and_train_is_stochastic_as_in_the_study(name):
     model = tiny_model(name)
     assert max_drop_probability(model) == pytest.approx(STOCHASTIC.get(name, 0.0))
@@ -110,7 +111,7 @@ def test_eval_is_deterministic_and_train_is_stochastic_as_in_the_study(name):
     assert train_differs == (name in STOCHASTIC)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_widened_head_keeps_old_logits(name):
     model = tiny_model(name, 1, 8).eval()
     x = batch(1, 8)
@@ -159,7 +160,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_torch_func_hessian_vector_product_runs_and_agrees_with_double_backward(name):
     """The anchor lost its curvature baselines on attention and hardsigmoid models; none may fail here."""
     forward_over_reverse, reverse_over_reverse, _ = hessian_vector_products(name)

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from persist.data.datasets import DATASETS, RawDataset
+from persist.data.datasets import DATASETS, RawDataset, Source
 from persist.errors import ConfigError
 
-_CACHE: dict[tuple[str, str, bool], RawDataset] = {}
+_CACHE: dict[tuple[str, Source], RawDataset] = {}
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """One task's tensors: float32 NCHW normalized images, labels remapped to 0..k-1."""
+    """One task's tensors: float32 NCHW images or NCL signals (normalized), labels remapped to 0..k-1."""
 
     dataset: str
     task: str
@@ -42,7 +42,12 @@ class TaskData:
 
     @property
     def image_size(self) -> int:
+        """Side of a square image, or length of a 1-D signal (what ``create_model`` takes as ``image_size``)."""
         return int(self.x_train.shape[-1])
+
+    @property
+    def is_1d(self) -> bool:
+        return self.x_train.dim() == 3
 
     def to(self, device: torch.device | str) -> "TaskData":
         """A copy with every tensor on ``device`` (the whole task is small enough to live there)."""
@@ -50,21 +55,25 @@ class TaskData:
         return TaskData(self.dataset, self.task, self.classes, **moved)
 
 
-def load_raw(dataset: str, data_dir: str | Path = "data", download: bool = False) -> RawDataset:
-    """Load (and cache per process) a registered dataset's raw arrays."""
-    key = (dataset, str(data_dir), download)
+def load_raw(
+    dataset: str, data_dir: str | Path = "data", download: bool = False, samples: int = 0, image_size: int = 32
+) -> RawDataset:
+    """Load (and cache per process) a registered dataset's raw arrays; see :class:`Source` for the knobs."""
+    key = (dataset, Source(Path(data_dir), download, samples, image_size))
     if key not in _CACHE:
-        _CACHE[key] = DATASETS.get(dataset)(Path(data_dir), download)
+        _CACHE[key] = DATASETS.get(dataset)(key[1])
     return _CACHE[key]
 
 
-def _select(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...], raw: RawDataset) -> tuple[torch.Tensor, torch.Tensor]:
+def _select(
+    x: np.ndarray, y: np.ndarray, classes: tuple[int, ...], raw: RawDataset
+) -> tuple[torch.Tensor, torch.Tensor]:
     keep = np.isin(y, classes)
     remap = np.full(int(max(y.max(), max(classes))) + 1, -1, dtype=np.int64)
     remap[list(classes)] = np.arange(len(classes))
     mean = np.asarray(raw.mean, dtype=np.float32)
     std = np.asarray(raw.std, dtype=np.float32)
-    images = ((x[keep] - mean) / std).transpose(0, 3, 1, 2)
+    images = np.moveaxis((x[keep] - mean) / std, -1, 1)  # NHWC -> NCHW, NLC -> NCL
     return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(remap[y[keep]])
 
 
@@ -87,13 +96,18 @@ def load_task(
     val_fraction: float = 0.1,
     seed: int = 0,
     download: bool = False,
+    samples: int = 0,
+    image_size: int = 32,
 ) -> TaskData:
-    """Task ``"A"`` or ``"B"`` of ``dataset`` with a seeded stratified validation split."""
+    """Task ``"A"`` or ``"B"`` of ``dataset`` with a seeded stratified validation split.
+
+    ``samples`` sizes generated datasets (MNIST-1D; 0 = default), ``image_size`` the image-folder datasets.
+    """
     if task not in ("A", "B"):
         raise ConfigError(f"task must be 'A' or 'B', got '{task}'")
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    raw = load_raw(dataset, data_dir, download)
+    raw = load_raw(dataset, data_dir, download, samples, image_size)
     classes = raw.task_classes[task]
     x_tr, y_tr = _select(raw.x_train, raw.y_train, classes, raw)
     x_te, y_te = _select(raw.x_test, raw.y_test, classes, raw)

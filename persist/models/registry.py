@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from persist.architectures import CATALOG, ArchInfo, add_architecture
 from persist.errors import ModelError
 from persist.registry import Registry
 
@@ -19,9 +20,24 @@ Builder = Callable[..., nn.Module]
 _MODELS: Registry[Builder] = Registry("architecture", ModelError)
 
 
-def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name`` (default: the function's name)."""
-    return _MODELS.register(name)
+def register_model(name: str | None = None, info: ArchInfo | None = None) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name`` (default: the function's name).
+
+    Its metadata (family, input kind, studies) comes from :data:`persist.architectures.CATALOG`, or from
+    ``info`` for an architecture defined elsewhere; a builder with neither is refused, so every registered
+    architecture has a family.
+    """
+    register = _MODELS.register(name)
+
+    def wrap(fn: Builder) -> Builder:
+        key = name or fn.__name__
+        if info is not None:
+            add_architecture(key, info)
+        elif key not in CATALOG:
+            raise ValueError(f"architecture '{key}' has no metadata: add it to persist/architectures.py or pass info=")
+        return register(fn)
+
+    return wrap
 
 
 def list_models() -> list[str]:
@@ -40,7 +56,8 @@ def create_model(
     model = _MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
     head = get_classifier(model)
     if head.out_features != num_classes:
-        raise ModelError(f"architecture '{name}' built a classifier with {head.out_features} outputs, not {num_classes}")
+        raise ModelError(
+            f"architecture '{name}' built a classifier with {head.out_features} outputs, not {num_classes}")
     model.arch_name = name
     return model
 
@@ -61,6 +78,22 @@ def set_classifier(model: nn.Module, layer: nn.Linear) -> None:
     parent_name, _, child = model.classifier_path.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, layer)
+
+
+def default_shape(name: str) -> dict[str, int]:
+    """The task shape an architecture is listed at: CIFAR-100 task A (50 classes, 3x32x32) for images,
+    MNIST-1D task A (5 classes, 1x40) for signals."""
+    if CATALOG[name].input == "1d":
+        return {"num_classes": 5, "in_channels": 1, "image_size": 40}
+    return {"num_classes": 50, "in_channels": 3, "image_size": 32}
+
+
+def measured_parameters(name: str) -> int:
+    """Parameter count at width 1 and :func:`default_shape`, measured on the meta device (no memory, no init)."""
+    import torch
+
+    with torch.device("meta"):
+        return count_parameters(create_model(name, width=1.0, **default_shape(name)))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -36,7 +36,7 @@ import numpy as np
 from persist.config import TopologyConfig
 from persist.errors import ConfigError, DataError
 from persist.topology.baselines import grid_baselines, h0_zero_birth_total
-from persist.topology.bootstrap import DISTANCES, bootstrap_distances, bootstrap_floor
+from persist.topology.bootstrap import bootstrap_distances, bootstrap_floor
 from persist.topology.diagrams import Diagrams, lifetimes
 from persist.topology.lower_star import FACE_CONNECTIVITY, FULL_CONNECTIVITY, lower_star_diagrams, validated_grid
 from persist.topology.merge_tree import MergeTree, merge_tree
@@ -98,18 +98,7 @@ def requested_floor(cfg: TopologyConfig) -> str:
     """The floor ``cfg`` asks for, reconciling the older ``noise_floor`` / ``noise_source`` fields:
     ``noise_floor >= 0`` means ``fixed``; ``noise_source=none`` (no half grids) means ``none`` for the
     floors that need the halves."""
-    if cfg.floor not in FLOORS:
-        raise ConfigError(f"topology.floor must be one of {' | '.join(FLOORS)}, got '{cfg.floor}'")
-    if cfg.noise_source not in ("subset", "none"):
-        raise ConfigError(f"topology.noise_source must be subset or none, got '{cfg.noise_source}'")
-    if cfg.floor == "fixed" or cfg.noise_floor >= 0:
-        if cfg.floor not in ("fixed", "stability"):
-            raise ConfigError(
-                f"topology.noise_floor={cfg.noise_floor} gives a fixed floor but topology.floor is "
-                f"'{cfg.floor}'; set topology.floor=fixed or topology.noise_floor=-1"
-            )
-        if not (cfg.noise_floor >= 0 and np.isfinite(cfg.noise_floor)):
-            raise ConfigError(f"topology.floor=fixed needs topology.noise_floor >= 0, got {cfg.noise_floor}")
+    if cfg.floor == "fixed" or cfg.noise_floor >= 0:  # TopologyConfig checked that the two agree
         return "fixed"
     if cfg.noise_source == "none" and cfg.floor in ("stability", "bottleneck"):
         return "none"
@@ -204,7 +193,6 @@ def grid_topology(
         floors.update({f"bottleneck_h{k}": v for k, v in per_dim["bottleneck"].items()})
     distances = None
     if requested == "bootstrap" and per_example is not None:
-        _check_bootstrap(cfg)
         losses = np.asarray(per_example)
         if losses.shape[:-1] != loss.shape:
             raise DataError(f"per_example shape {losses.shape} is not values.shape {loss.shape} + (n_examples,)")
@@ -306,14 +294,3 @@ def _same_shape(grid: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarr
     if arr.shape != shape:
         raise DataError(f"{name} grid shape {arr.shape} does not match values shape {shape}")
     return arr
-
-
-def _check_bootstrap(cfg: TopologyConfig) -> None:
-    if cfg.bootstrap_distance not in DISTANCES:
-        raise ConfigError(
-            f"topology.bootstrap_distance must be one of {' | '.join(DISTANCES)}, got '{cfg.bootstrap_distance}'"
-        )
-    if cfg.bootstrap_samples < 1:
-        raise ConfigError(f"topology.bootstrap_samples must be >= 1, got {cfg.bootstrap_samples}")
-    if not 0 < cfg.bootstrap_alpha < 1:
-        raise ConfigError(f"topology.bootstrap_alpha must be in (0, 1), got {cfg.bootstrap_alpha}")
