@@ -293,7 +293,7 @@ def test_grid_arguments_are_checked(mlp, data):
                           ({"batch_size": 0}, "batch_size"), ({"points_per_step": 0}, "points_per_step")]:
         with pytest.raises(ConfigError, match=match):
             evaluate_grid(mlp, dirs, x, y, **kwargs)
-    wrong = Directions({"x": torch.zeros(1)}, dirs.d2, {})
+    wrong = Directions.pair({"x": torch.zeros(1)}, dirs.d2, {})
     with pytest.raises(ConfigError, match="directions.d1"):
         evaluate_grid(mlp, wrong, x, y, resolution=3)
     with pytest.raises(ConfigError, match="x and y"):
