@@ -45,6 +45,7 @@ class TrainConfig:
     np_every: int = 0  # > 0: log per-layer neural persistence every N optimizer steps
     np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
     np_burn_in: int = 0  # epochs before NP early stopping may trigger
+    snapshots: int = 0  # > 0: keep N parameter snapshots, initial weights to last epoch (landscape.directions=trajectory)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,19 @@ class LandscapeConfig:
     batch_size: int = 1024
     precision: str = "fp32"  # fp32 | bf16 | fp16 (reduced precision is recorded)
     method: str = "auto"  # auto (timed once) | vmap (several nodes per forward) | foreach (one node per forward)
+    # Direction family of each slice (docs/landscape-directions.md):
+    #   random: seeded filter-normalized directions, one seed per axis (slice k: seed + dims*k + i)
+    #   hessian: top-`dims` Hessian eigenvectors at theta* (curvature.subset examples, Lanczos), scaled to the
+    #     norm of a filter-normalized direction; hessian_negative swaps the last for the most negative one
+    #   trajectory: PCA of the train run's parameter snapshots (needs train.snapshots >= dims + 1)
+    #   modes: the plane through the models of three run ids (run_ids=A,B,C; A is the grid origin; dims 2)
+    # Non-random families are deterministic: they evaluate one slice whatever `slices` says.
+    directions: str = "random"  # random | hessian | trajectory | modes
+    dims: int = 2  # 1..4 grid dimensions: resolution^dims nodes
+    hessian_negative: bool = False
+    hessian_tol: float = 1e-4  # Lanczos relative tolerance of the eigenvectors (residuals are recorded)
+    run_ids: tuple[str, ...] = ()  # modes: three run ids (RUN or RUN:checkpoint, e.g. RUN:final)
+    per_example: bool = False  # keep each example's loss at each node (bootstrap noise floor; memory x examples)
 
 
 @dataclass(frozen=True)

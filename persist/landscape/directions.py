@@ -37,11 +37,14 @@ class Directions:
 
     ``vectors[i]`` spans grid axis ``i``. ``axes`` (optional) fixes each axis's coordinates, for families
     whose known points must be grid nodes (the ``modes`` plane); otherwise grids use a symmetric axis.
+    ``buffers`` (optional) moves named floating buffers with the same coefficients as the parameters, so a
+    node that is another model's weights also has that model's BatchNorm statistics; other buffers stay.
     """
 
     vectors: tuple[dict[str, torch.Tensor], ...]
     record: dict
     axes: tuple[np.ndarray, ...] | None = None
+    buffers: tuple[dict[str, torch.Tensor], ...] | None = None  # per-direction displacement of floating buffers
 
     @classmethod
     def pair(cls, d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], record: dict) -> "Directions":

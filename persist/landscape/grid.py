@@ -129,7 +129,8 @@ def _resume_config(model: nn.Module, directions: Directions, x: torch.Tensor, y:
         **settings,
         "model_digest": tensor_digest(state.values()) + ":" + ",".join(state),
         "data_digest": tensor_digest([x, y]),
-        "directions_digest": tensor_digest([t for v in directions.vectors for t in v.values()]),
+        "directions_digest": tensor_digest([t for v in (*directions.vectors, *(directions.buffers or ()))
+                                            for t in v.values()]),
     }
 
 
@@ -190,21 +191,23 @@ def evaluate_grid(
 
     with preserved_state(model), tf32_policy(precision) as tf32:
         basis = torch.stack([layout.flatten(dict(model.named_parameters())), *vectors])
-        evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision, per_example=per_example)
+        buffers, buffer_basis = _buffer_basis(model, directions, device, dtype)
+        evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision, buffers, per_example=per_example)
 
-        def nodes(lo: int, hi: int) -> torch.Tensor:
-            return combine(coefs[lo:hi], basis)
+        def nodes(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return (combine(coefs[lo:hi], basis),
+                    None if buffer_basis is None else combine(coefs[lo:hi], buffer_basis))
 
         plan = _ChunkPlan(num_nodes, chunk_nodes, points_per_step)
         first_step = plan.steps(0)[0]
         probe_began = time.perf_counter()
         chosen, probe, probed = _resolve_method(method, store, rank, world_size,
-                                                lambda: choose_method(evaluator, nodes(*first_step)))
+                                                lambda: choose_method(evaluator, *nodes(*first_step)))
         seconds_probe = time.perf_counter() - probe_began
         known = {first_step: probed} if probed is not None else {}
 
         def run_step(lo: int, hi: int) -> tuple:
-            return known.pop((lo, hi)) if (lo, hi) in known else evaluator.run(chosen, nodes(lo, hi))
+            return known.pop((lo, hi)) if (lo, hi) in known else evaluator.run(chosen, *nodes(lo, hi))
 
         eval_began = time.perf_counter()
         results, resumed, evaluated = _evaluate_chunks(plan, shard(plan.num_chunks, rank, world_size), run_step,
@@ -246,6 +249,19 @@ def evaluate_grid(
     if store:
         meta["config_hash"] = store.hash
     return LandscapeGrid(axes, loss, accuracy, meta, examples)
+
+
+def _buffer_basis(model: nn.Module, directions: Directions, device: torch.device, dtype: torch.dtype
+                  ) -> tuple[FlatLayout | None, torch.Tensor | None]:
+    """Layout and ``[own; e1; ..; en]`` basis of the floating buffers the directions move (None if none)."""
+    if not directions.buffers:
+        return None, None
+    own = {n: b for n, b in model.named_buffers() if n in directions.buffers[0]}
+    if len(own) != len(directions.buffers[0]) or any(set(e) != set(own) for e in directions.buffers):
+        raise ConfigError("directions.buffers must name the same floating buffers of the model in every direction")
+    layout = FlatLayout.of(own)
+    rows = [layout.flatten(own)] + [layout.flatten(e) for e in directions.buffers]
+    return layout, torch.stack([r.to(device, dtype) for r in rows])
 
 
 def _resolve_method(method: str, store: ChunkStore | None, rank: int, world_size: int,
