@@ -66,6 +66,15 @@ class LandscapeGrid:
         """Index of theta* (the node at all coordinates 0; exact for odd resolutions)."""
         return tuple(int(np.argmin(np.abs(a))) for a in self.axes)
 
+    def plane(self, i: int, j: int, values: np.ndarray | None = None) -> np.ndarray:
+        """The 2-D slice of ``values`` (default: the loss) over axes ``i < j`` through theta*: every other
+        axis held at its theta* index. ``plane(0, 1)`` of a 2-D grid is the grid itself."""
+        values = self.loss if values is None else values
+        if not 0 <= i < j < self.dims:
+            raise ConfigError(f"plane axes must satisfy 0 <= i < j < {self.dims}, got ({i}, {j})")
+        index = tuple(slice(None) if k in (i, j) else c for k, c in enumerate(self.center))
+        return values[index]
+
 
 def check_grid_args(resolution: int, span: float, batch_size: int, points_per_step: int, precision: str,
                      method: str, chunk_nodes: int | None) -> None:
