@@ -152,7 +152,7 @@ def trajectory_pca(snapshots: torch.Tensor, center: torch.Tensor, k: int) -> tup
     values, vectors = torch.linalg.eigh(m @ m.T)
     order = torch.argsort(values, descending=True)
     values, vectors = values[order].clamp_min(0), vectors[:, order]
-    if not values[k - 1] > 1e-24 * max(float(values[0]), 1e-300):
+    if not values[k - 1] > 1e-12 * max(float(values[0]), 1e-300):  # below: rounding noise, not a direction
         raise ConfigError(f"the trajectory spans fewer than {k} dimensions; lower landscape.dims")
     components = (m.T @ vectors[:, :k]) / values[:k].sqrt()  # (P, k)
     components = components / components.norm(dim=0, keepdim=True)
