@@ -74,6 +74,7 @@ class LandscapeConfig:
     hessian_negative: bool = False
     hessian_tol: float = 1e-4  # Lanczos relative tolerance of the eigenvectors (residuals are recorded)
     run_ids: tuple[str, ...] = ()  # modes: three run ids (RUN or RUN:checkpoint, e.g. RUN:final)
+    points_per_step: int = 8  # nodes per vmap forward (more amortizes per-call overhead of small models; memory x K)
     per_example: bool = False  # keep each example's loss at each node (bootstrap noise floor; memory x examples)
 
 

@@ -189,9 +189,10 @@ def test_center_node_equals_the_models_own_evaluation(cnn, data):
 def test_fast_paths_match_the_per_node_reference(cnn, data, method, monkeypatch):
     x, y = data
     dirs0 = random_directions(cnn, (1, 2), one_d="filter")
+    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", False)  # the rule, when probing is switched off
     by_rule = evaluate_grid(cnn, dirs0, x, y, resolution=3, batch_size=16, points_per_step=3, method="auto")
     assert by_rule.meta["method"] == "foreach" and by_rule.meta["auto"] == {"rule": "cpu"}
-    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", True)  # exercise the GPU's probe here
+    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", True)  # the default: measured on CPU too
     dirs = random_directions(cnn, (1, 2), one_d="filter")
     reference = evaluate_grid_reference(cnn, dirs, x, y, resolution=5, span=0.8, batch_size=16)
     fast = evaluate_grid(cnn, dirs, x, y, resolution=5, span=0.8, batch_size=16, points_per_step=3, method=method)

@@ -218,10 +218,10 @@ def evaluate_grid(
         def run_step(lo: int, hi: int) -> tuple:
             return known.pop((lo, hi)) if (lo, hi) in known else evaluator.run(chosen, *nodes(lo, hi))
 
-        eval_began = time.perf_counter()
+        eval_began, eval_cpu = time.perf_counter(), time.process_time()
         results, resumed, evaluated = _evaluate_chunks(plan, shard(plan.num_chunks, rank, world_size), run_step,
                                                        len(x), store, on_chunk, progress and rank == 0)
-        seconds_eval = time.perf_counter() - eval_began
+        seconds_eval, cpu_eval = time.perf_counter() - eval_began, time.process_time() - eval_cpu
         limit = forward_limit(evaluator) if measure_limit else {}
 
     results = gather_chunks(results, world_size)
@@ -252,6 +252,10 @@ def evaluate_grid(
         "nodes_per_second": rate,
         **limit,
         "limit_ratio": rate / limit["forward_nodes_per_second"] if rate and limit else None,
+        # the same ratio in process CPU time: on a shared CPU, wall time also counts other jobs' time slices
+        "cpu_seconds_evaluation": cpu_eval,
+        "limit_ratio_cpu": (limit["forward_cpu_seconds"] * evaluated / cpu_eval if evaluated and cpu_eval > 0
+                            and limit and limit["forward_cpu_seconds"] > 0 else None),
         "seconds": time.perf_counter() - began,
         "directions": directions.record,
     }

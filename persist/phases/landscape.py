@@ -119,7 +119,8 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
     """Grid of slice ``k`` from its two half-data grids (resumable by chunk), and the halves' losses."""
     ls = cfg.landscape
     options = dict(resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
-                   method=ls.method, progress=progress, per_example=ls.per_example, measure_limit=True)
+                   method=ls.method, points_per_step=ls.points_per_step, progress=progress,
+                   per_example=ls.per_example, measure_limit=True)
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2
@@ -136,6 +137,9 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
     forward = sum(p.meta["forward_seconds"] for p in parts)
     meta["forward_seconds"], meta["forward_nodes_per_second"] = forward, 1.0 / forward
     meta["limit_ratio"] = meta["nodes_per_second"] * forward if meta["nodes_per_second"] else None
+    cpu = sum(p.meta["cpu_seconds_evaluation"] for p in parts)
+    forward_cpu = sum(p.meta["forward_cpu_seconds"] for p in parts)
+    meta["limit_ratio_cpu"] = evaluated * forward_cpu / cpu if evaluated and cpu > 0 else None
     combined = LandscapeGrid(parts[0].axes, w * parts[0].loss + (1 - w) * parts[1].loss,
                              w * parts[0].accuracy + (1 - w) * parts[1].accuracy, meta, per_example)
     diverged = ~np.isfinite(parts[0].loss) | ~np.isfinite(parts[1].loss)  # +inf in either half is +inf overall
@@ -198,7 +202,8 @@ def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig
               "essential_policy": "the global-minimum H0 bar is reported separately (h0_essential_birth) and "
                                   "excluded from totals"}, "persistence/meta.json")
     log_metrics(topo.summary, prefix="topology/")
-    throughput = {k: g.meta.get(k) for k in ("nodes_per_second", "forward_nodes_per_second", "limit_ratio")}
+    throughput = {k: g.meta.get(k) for k in ("nodes_per_second", "forward_nodes_per_second", "limit_ratio",
+                                             "limit_ratio_cpu")}
     log_metrics({"center_loss": g.loss[g.center], "center_accuracy": g.accuracy[g.center],
                  "seconds": g.meta.get("seconds", float("nan")), "nodes": float(g.loss.size),
                  **{k: v for k, v in throughput.items() if v is not None}}, prefix="landscape/")
