@@ -26,6 +26,8 @@ FAMILIES = {
     "hessian": ["--directions", "hessian"],
     "hessian+neg": ["--directions", "hessian", "--set", "landscape.hessian_negative=true"],
     "hessian 3-D": ["--directions", "hessian", "--dims", "3"],
+    "hessian, span 0.1": ["--directions", "hessian", "--span", "0.1"],
+    "hessian 3-D, span 0.1": ["--directions", "hessian", "--dims", "3", "--span", "0.1"],
     "trajectory": ["--directions", "trajectory"],
     "modes": ["--directions", "modes"],
 }
@@ -42,6 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="mlp@0.5,cnn@0.25")
     parser.add_argument("--store", default="/tmp/persist-directions")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of the rows")
     args = parser.parse_args()
     store = Path(args.store)
     store.mkdir(parents=True, exist_ok=True)
@@ -53,14 +56,17 @@ def main() -> int:
 
     client = MlflowClient()
     common = ["--no-progress", "--set", "curvature.enabled=false"]
+    os.chdir(store)  # artifacts (./mlruns) go next to the store
     print("| model | family | dims | slices | H0 above / below floor | H1 above / below | H2 above / below "
-          "| floor | limit ratio (wall, CPU) | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| longest finite H0, H1 bar | floor | loss range | limit ratio (wall, CPU) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in args.archs.split(","):
         arch, _, width = spec.partition("@")
         trains = [_run(cli, ["train", "--arch", arch, "--width", width or "1", "--seed", str(s), "--no-progress",
                              "--set", "train.snapshots=8"]) for s in (0, 1, 2)]
         for family, extra in FAMILIES.items():
+            if family not in args.families.split(","):
+                continue
             extra = extra + (["--run-ids", ",".join(trains)] if family == "modes" else [])
             began = time.perf_counter()
             run_id = _run(cli, ["landscape", "--train-run-id", trains[0], *extra, *common])
@@ -77,7 +83,9 @@ def main() -> int:
             cells = [f"{mean(f'topology/h{k}_count_above_eps'):.1f} / {mean(f'topology/h{k}_count_below_eps'):.1f}"
                      if k < dims else "–" for k in range(3)]
             print(f"| {spec} | {family} | {dims} | {len(m)} | {' | '.join(cells)} | "
-                  f"{mean('topology/noise_floor'):.3g} | {mean('landscape/limit_ratio'):.2f}, "
+                  f"{mean('topology/h0_max_lifetime'):.3g}, {mean('topology/h1_max_lifetime'):.3g} | "
+                  f"{mean('topology/noise_floor'):.3g} | {mean('topology/grid_min'):.3g} .. "
+                  f"{mean('topology/grid_max'):.3g} | {mean('landscape/limit_ratio'):.2f}, "
                   f"{mean('landscape/limit_ratio_cpu'):.2f} | {seconds:.0f} |", flush=True)
     return 0
 

@@ -59,7 +59,10 @@ def grid_topology(values: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | No
         floors["none"] = 0.0
         used = "none"
     summary = summarize(diagrams, dims=tuple(range(values.ndim)), eps=floors[used])
-    summary.update(grid_baselines(values) if values.ndim == 2 else {})
+    finite = values[np.isfinite(values)]
+    summary.update(grid_baselines(values) if values.ndim in (2, 3) else
+                   {"grid_mean": float(finite.mean()), "grid_min": float(finite.min()),
+                    "grid_max": float(finite.max()), "grid_mean_above_min": float(finite.mean() - finite.min())})
     summary["noise_floor"] = floors[used]
     summary["nonfinite_nodes"] = float((~np.isfinite(values)).sum())
     return GridTopology(diagrams, floors, used, summary, None, {"shim": True})
