@@ -205,3 +205,47 @@ def test_too_many_directions_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         random_directions(model, (7,))  # one direction is a valid (1-D) slice
+
+
+# ---------------------------------------------------------------- training snapshots
+
+
+def test_snapshot_epochs_span_the_initial_weights_to_the_last_epoch():
+    from persist.training.loop import snapshot_epochs
+
+    assert snapshot_epochs(15, 0) == []
+    assert snapshot_epochs(15, 1) == [14]
+    assert snapshot_epochs(15, 4) == [-1, 4, 9, 14]
+    assert snapshot_epochs(2, 8) == [-1, 0, 1]  # never more than there are epochs
+
+
+def test_training_keeps_snapshots_across_a_resume(tmp_path):
+    from persist.config import TrainConfig
+    from persist.data import load_task
+    from persist.models import create_model
+    from persist.training import BaseHook, train
+
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, warmup_epochs=1, snapshots=3)
+    task = load_task("digits", "A", seed=0)
+
+    def fresh():
+        torch.manual_seed(0)
+        return create_model("mlp", task.num_classes, task.in_channels, task.image_size, width=0.125)
+
+    class Crash(BaseHook):
+        def on_epoch_end(self, epoch, model, metrics):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    model = fresh()
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    reference = train(cfg, model, task, seed=0)
+    assert reference.snapshot_epochs == [-1, 0, 2]
+    assert all(torch.equal(initial[n], reference.snapshots[0][n]) for n in initial)
+    assert all(torch.equal(p.detach(), reference.snapshots[-1][n]) for n, p in model.named_parameters())
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, fresh(), task, seed=0, checkpoint_path=tmp_path / "s.pt", hooks=[Crash()])
+    resumed = train(cfg, fresh(), task, seed=0, checkpoint_path=tmp_path / "s.pt")
+    assert resumed.snapshot_epochs == reference.snapshot_epochs
+    for a, b in zip(resumed.snapshots, reference.snapshots):
+        assert all(torch.equal(a[n], b[n]) for n in a)
