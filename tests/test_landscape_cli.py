@@ -83,3 +83,43 @@ def test_bad_direction_options_are_one_line(tracking, args, message):
     train = _train(0)
     result = CliRunner().invoke(cli, ["landscape", "--train-run-id", train, *FAST, *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.slow
+def test_a_resumed_landscape_skips_finished_slices_and_curvature(tracking, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    import persist.phases.landscape as phase
+
+    train = _train(0)
+    args = ["landscape", "--train-run-id", train, "--slices", "2", "--no-progress", "--resolution", "3",
+            "--subset", "32", "--set", "curvature.measures=hessian_trace curvature.subset=16 curvature.probes=2"]
+    real_grid, real_curvature = phase.slice_grid, phase.log_curvature
+    calls = {"grid": [], "curvature": 0}
+
+    def grid(model, cfg, directions, x, y, k, *rest, **kw):
+        calls["grid"].append(k)
+        if k == 1 and calls.get("kill"):
+            raise KeyboardInterrupt
+        return real_grid(model, cfg, directions, x, y, k, *rest, **kw)
+
+    def curvature(*a, **kw):
+        calls["curvature"] += 1
+        return real_curvature(*a, **kw)
+
+    monkeypatch.setattr(phase, "slice_grid", grid)
+    monkeypatch.setattr(phase, "log_curvature", curvature)
+    calls["kill"] = True
+    assert CliRunner().invoke(cli, args).exit_code == 130  # killed while evaluating slice 1
+    assert calls == {"grid": [0, 1], "curvature": 1, "kill": True}
+    calls.update(grid=[], curvature=0, kill=False)
+    run_id = _run(args)
+    assert calls["grid"] == [1] and calls["curvature"] == 0  # slice 0 and the curvature were done
+    client = MlflowClient()
+    children = client.search_runs([client.get_run(run_id).info.experiment_id],
+                                   f"tags.mlflow.parentRunId = '{run_id}'")
+    assert sorted(c.data.tags["persist.slice"] for c in children) == ["0", "1"]
+    for child in children:  # nothing logged twice
+        assert len(client.get_metric_history(child.info.run_id, "landscape/center_loss")) == 1
+    assert len(client.get_metric_history(run_id, "curvature/hessian_trace")) == 1
+    assert "topology/h0_count_mean" in client.get_run(run_id).data.metrics
