@@ -26,8 +26,8 @@ FAMILIES = {
     "hessian": ["--directions", "hessian"],
     "hessian+neg": ["--directions", "hessian", "--set", "landscape.hessian_negative=true"],
     "hessian 3-D": ["--directions", "hessian", "--dims", "3"],
-    "hessian, span 0.1": ["--directions", "hessian", "--span", "0.1"],
-    "hessian 3-D, span 0.1": ["--directions", "hessian", "--dims", "3", "--span", "0.1"],
+    "hessian span 0.1": ["--directions", "hessian", "--span", "0.1"],
+    "hessian 3-D span 0.1": ["--directions", "hessian", "--dims", "3", "--span", "0.1"],
     "trajectory": ["--directions", "trajectory"],
     "modes": ["--directions", "modes"],
 }
