@@ -107,7 +107,8 @@ def slice_directions(model: nn.Module, cfg: RunConfig, task: TaskData, k: int, c
     if ls.directions == "hessian":
         return hessian_directions(model, task.x_train[: c.subset], task.y_train[: c.subset], ls.dims,
                                   negative=ls.hessian_negative, batch_size=c.batch_size, tol=ls.hessian_tol,
-                                  seed=cfg.seed, one_d=ls.one_d, cache=chunks / "hessian.npz")
+                                  seed=cfg.seed, one_d=ls.one_d,
+                                  cache=chunks / f"hessian-n{c.subset}-b{c.batch_size}.npz")  # curvature not in key
     if ls.directions == "trajectory":
         return trajectory_directions(model, _snapshots(train_run_id), ls.dims, one_d=ls.one_d)
     assert modes is not None
