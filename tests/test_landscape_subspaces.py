@@ -12,8 +12,13 @@ import torch.nn.functional as F
 
 from persist.errors import ConfigError
 from persist.landscape import evaluate_grid, evaluate_grid_reference, random_directions
-from persist.landscape.subspaces import (hessian_directions, mode_directions, reference_norm, trajectory_directions,
-                                         trajectory_pca)
+from persist.landscape.subspaces import (
+    hessian_directions,
+    mode_directions,
+    reference_norm,
+    trajectory_directions,
+    trajectory_pca,
+)
 
 
 def _net(seed: int, bn: bool = False, dtype=torch.float64) -> nn.Module:
@@ -199,7 +204,7 @@ def test_plane_through_theta_star_of_a_3d_grid():
 
 
 def test_too_many_directions_are_refused():
-    model, (x, y) = _net(0, dtype=torch.float32), _data(torch.float32)
+    model = _net(0, dtype=torch.float32)
     with pytest.raises(ConfigError, match="1 to 4"):
         random_directions(model, (1, 2, 3, 4, 5))
     with warnings.catch_warnings():

@@ -31,7 +31,16 @@ from persist.phases.common import clear_workdir, load_trained_model, run_tags, t
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram
 from persist.topology import aggregate_summaries, pairwise_distances
-from persist.tracking import download_artifact, get_run, log_arrays, log_figure, log_json, log_metrics, phase_run, set_tags
+from persist.tracking import (
+    download_artifact,
+    get_run,
+    log_arrays,
+    log_figure,
+    log_json,
+    log_metrics,
+    phase_run,
+    set_tags,
+)
 
 try:
     from persist.topology.grid_topology import GridTopology, grid_topology
