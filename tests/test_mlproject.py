@@ -62,7 +62,7 @@ def test_mlflow_run_landscape_and_forgetting_entry_points(tracking):
 
 
 @pytest.mark.integration
-def test_mlflow_run_landscape_with_hessian_3d_and_modes_directions(tracking):
+def test_mlflow_run_landscape_with_hessian_3d_and_modes_directions(tracking, monkeypatch):
     import json
 
     from click.testing import CliRunner
@@ -76,6 +76,7 @@ def test_mlflow_run_landscape_with_hessian_3d_and_modes_directions(tracking):
                                        str(seed), "--no-progress"])
         assert out.exit_code == 0, out.output
         trains.append(json.loads(out.stdout.strip().splitlines()[-1])["run_id"])
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set by the in-process CLI; mlflow run gets a name
     tiny = "landscape.resolution=5 landscape.subset=32 curvature.enabled=false curvature.subset=32"
     mlflow_run("landscape", {"train_run_id": trains[0], "overrides": tiny, "directions": "hessian", "dims": "3"},
                tracking)
