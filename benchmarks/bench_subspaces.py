@@ -13,7 +13,8 @@ normalization on copies) with integer coordinates ``-c .. c`` per axis, so both 
 persist builds each node in closed form (``[1, a, b, c] @ [theta; d1; d2; d3]``) and evaluates several
 at once. Reported: wall and CPU time of each, their ratio, and the largest difference between the two
 loss hypercubes (Landscaper adds noise to its maximum node "to avoid flat regions"; that node is left out
-of the comparison and counted).
+of the comparison and counted). Without landscaper installed, the baseline is persist's naive per-node
+loop (``evaluate_grid_reference``) on the same nodes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from persist.config import TrainConfig
 from persist.data import load_task
-from persist.landscape import Directions, evaluate_grid
+from persist.landscape import Directions, evaluate_grid, evaluate_grid_reference
 from persist.landscape.parameters import parameter_layout
 from persist.landscape.subspaces import hessian_directions
 from persist.models import create_model
@@ -64,7 +65,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from landscaper.compute import compute_loss_landscape
+    try:
+        from landscaper.compute import compute_loss_landscape
+    except ImportError:
+        compute_loss_landscape = None
+        print("landscaper is not installed (pip install --no-deps landscaper): the baseline is persist's naive "
+              "per-node loop (evaluate_grid_reference) on the same directions and nodes")
 
     steps = 9 if args.quick else 21
     model, task = trained_cnn(3 if args.quick else 6)
@@ -75,7 +81,8 @@ def main() -> int:
           f"({hessian.record['matvecs']} HVPs, {time.perf_counter() - began:.1f} s)")
     names = [n for n, _ in model.named_parameters()]
     eigvecs = [[v[n].clone() for n in names] for v in hessian.vectors]
-    step_vectors = landscaper_steps(model, eigvecs, steps, args.distance)
+    step_vectors = (landscaper_steps(model, eigvecs, steps, args.distance) if compute_loss_landscape else
+                    [[t * args.distance / (steps / 2) for t in v] for v in eigvecs])
     center = steps // 2
     axis = np.arange(steps, dtype=np.float64) - center
     shared = Directions(tuple(dict(zip(names, s)) for s in step_vectors), {"family": "landscaper steps"},
@@ -94,15 +101,20 @@ def main() -> int:
           f"limit ratio {ours.meta['limit_ratio']:.2f} wall, {ours.meta['limit_ratio_cpu']:.2f} CPU")
 
     wall, cpu = time.perf_counter(), time.process_time()
-    theirs, _ = compute_loss_landscape(model, (x, y), eigvecs, scalar_fn, steps=steps, distance=args.distance,
-                                       dim=3, device="cpu")
+    if compute_loss_landscape is not None:
+        theirs, _ = compute_loss_landscape(model, (x, y), eigvecs, scalar_fn, steps=steps, distance=args.distance,
+                                           dim=3, device="cpu")
+        noisy = theirs == theirs.max()
+    else:
+        theirs = evaluate_grid_reference(model, shared, x, y, resolution=steps, batch_size=len(x)).loss
+        noisy = np.zeros(theirs.shape, dtype=bool)
     their_wall, their_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"landscaper: {their_wall:.1f} s wall, {their_cpu:.1f} s CPU")
+    print(f"{'landscaper' if compute_loss_landscape else 'naive loop'}: {their_wall:.1f} s wall, "
+          f"{their_cpu:.1f} s CPU")
 
-    noisy = theirs == theirs.max()
     diff = np.abs(ours.loss - theirs)[~noisy]
     rel = diff / np.abs(theirs[~noisy])
-    print(f"nodes {steps ** 3}; speed-up (landscaper / persist): {their_wall / ours_wall:.1f}x wall, "
+    print(f"nodes {steps ** 3}; speed-up (baseline / persist): {their_wall / ours_wall:.1f}x wall, "
           f"{their_cpu / ours_cpu:.1f}x CPU")
     print(f"max |difference| of the loss hypercubes: {diff.max():.2e} (relative {rel.max():.2e}); "
           f"{int(noisy.sum())} node(s) left out (landscaper's noised maximum); loss range "
