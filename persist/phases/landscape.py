@@ -29,6 +29,7 @@ from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
+from persist.plots import topology as topology_plots
 from persist.plots.topology import plot_barcode, plot_diagram
 from persist.topology import aggregate_summaries, pairwise_distances
 from persist.tracking import (
@@ -43,9 +44,9 @@ from persist.tracking import (
 )
 
 try:
-    from persist.topology.grid_topology import GridTopology, grid_topology
+    from persist.topology.grid_topology import GridTopology, grid_topology, inputs_needed
 except ImportError:  # TEMPORARY until the topology branch is merged (same signature)
-    from persist.phases.landscape_topology_shim import GridTopology, grid_topology
+    from persist.phases.landscape_topology_shim import GridTopology, grid_topology, inputs_needed
 
 SECTIONS = ("landscape", "topology", "curvature")
 FAMILIES = ("random", "hessian", "trajectory", "modes")
@@ -58,8 +59,14 @@ def landscape_hash(cfg: RunConfig, train_run_id: str) -> str:
 
 def grid_key(cfg: RunConfig, train_run_id: str) -> str:
     """The resumable grid chunks depend on the landscape section and the model only, so changing a
-    curvature or topology setting never recomputes a grid."""
-    return config_hash(cfg, ["landscape"]) + f"-{train_run_id[:8]}"
+    curvature or topology setting never recomputes a grid (except that a bootstrap floor needs the
+    per-example losses kept)."""
+    return config_hash(cfg, ["landscape"]) + f"-{train_run_id[:8]}" + ("-pe" if keep_per_example(cfg) else "")
+
+
+def keep_per_example(cfg: RunConfig) -> bool:
+    """Per-example losses when asked for, or when the topology's noise floor resamples examples."""
+    return cfg.landscape.per_example or inputs_needed(cfg.topology)[1]
 
 
 def check_landscape(cfg: RunConfig) -> None:
@@ -130,7 +137,7 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
     ls = cfg.landscape
     options = dict(resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
                    method=ls.method, points_per_step=ls.points_per_step, progress=progress,
-                   per_example=ls.per_example, measure_limit=True)
+                   per_example=keep_per_example(cfg), measure_limit=True)
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2
@@ -138,7 +145,7 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
              for i, (xs, ys) in enumerate(((x[:half], y[:half]), (x[half:], y[half:])))]
     w = half / len(x)
     per_example = None
-    if ls.per_example:
+    if keep_per_example(cfg):
         per_example = np.concatenate([parts[0].per_example, parts[1].per_example], axis=-1)
     meta = {**parts[0].meta, "halves": [parts[0].meta, parts[1].meta], "num_samples": len(x)}
     seconds = sum(p.meta["seconds_evaluation"] for p in parts)
@@ -159,8 +166,8 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
 
 def topology_of(grid: LandscapeGrid, halves: tuple[np.ndarray, np.ndarray] | None, cfg: RunConfig) -> GridTopology:
     """The topology library's reading of the grid; the half-data grids only when the config asks for them."""
-    use_halves = halves if cfg.topology.noise_floor < 0 and cfg.topology.noise_source == "subset" else None
-    return grid_topology(grid.loss, use_halves, grid.per_example, cfg.topology)
+    halves_wanted, _ = inputs_needed(cfg.topology)
+    return grid_topology(grid.loss, halves if halves_wanted else None, grid.per_example, cfg.topology)
 
 
 def _labels(family: str, i: int, j: int) -> tuple[str, str]:
@@ -193,6 +200,20 @@ def log_figures(g: LandscapeGrid, topo: GridTopology, record: dict, title: str) 
     eps = topo.floors[topo.floor_used]
     log_figure(plot_diagram(topo.diagrams, eps=eps, title=title), "figures/diagram.png")
     log_figure(plot_barcode(topo.diagrams, eps=eps, title=title), "figures/barcode.png")
+    profile = getattr(topology_plots, "plot_landscape_profile", None)  # the topology library's merge-tree figure
+    if profile is not None and topo.merge_tree is not None:
+        log_figure(profile(topo.merge_tree, eps=eps, title=title), "figures/landscape_profile.png")
+
+
+def persistence_meta(topo: GridTopology, cfg: RunConfig, dims: int) -> dict:
+    """The topology library's own record of its floors when it has one, else the shim's fields."""
+    if callable(getattr(topo, "meta", None)):
+        return {**topo.meta(), "dims": dims}
+    return {"backend": cfg.topology.backend, "connectivity": cfg.topology.connectivity, "dims": dims,
+            "filtration": "sublevel set (lower star), vertex births = loss values",
+            "floors": topo.floors, "floor_used": topo.floor_used,
+            "essential_policy": "the global-minimum H0 bar is reported separately (h0_essential_birth) and "
+                                "excluded from totals"}
 
 
 def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig, data_meta: dict, title: str) -> None:
@@ -206,11 +227,7 @@ def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig
              "landscape/meta.json")
     for dim, diagram in topo.diagrams.items():
         log_arrays(f"persistence/h{dim}.npy", diagram=diagram)
-    log_json({"backend": cfg.topology.backend, "connectivity": cfg.topology.connectivity, "dims": g.dims,
-              "filtration": "sublevel set (lower star), vertex births = loss values",
-              "floors": topo.floors, "floor_used": topo.floor_used,
-              "essential_policy": "the global-minimum H0 bar is reported separately (h0_essential_birth) and "
-                                  "excluded from totals"}, "persistence/meta.json")
+    log_json(persistence_meta(topo, cfg, g.dims), "persistence/meta.json")
     log_metrics(topo.summary, prefix="topology/")
     throughput = {k: g.meta.get(k) for k in ("nodes_per_second", "forward_nodes_per_second", "limit_ratio",
                                              "limit_ratio_cpu")}

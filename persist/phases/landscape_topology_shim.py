@@ -43,6 +43,11 @@ def _diagrams(values: np.ndarray, cfg: TopologyConfig) -> dict[int, np.ndarray]:
     return out
 
 
+def inputs_needed(cfg: TopologyConfig) -> tuple[bool, bool]:
+    """``(halves, per_example)`` the phase should produce for this config (the shim never bootstraps)."""
+    return cfg.noise_floor < 0 and cfg.noise_source == "subset", False
+
+
 def grid_topology(values: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None,
                   per_example: np.ndarray | None, cfg: TopologyConfig) -> GridTopology:
     """Diagrams H0..H_{d-1} of the sublevel filtration and the counts above the noise floor."""
