@@ -276,13 +276,22 @@ def upstream_config(tracking_uri: str | None, run_id: str, preset: str, override
 @cli.command("landscape")
 @common_options(seed=False)
 @click.option("--train-run-id", required=True, help=TRAIN_RUN_HELP)
-@click.option("--slices", type=OptionalInt(), default=None, help="Number of random 2D slices (one child run each).")
+@click.option("--slices", type=OptionalInt(), default=None,
+              help="Number of random slices (one child run each; other families: 1).")
 @click.option("--resolution", type=int, default=None, help="Grid points per axis; odd so the trained weights are a node.")
 @click.option("--span", type=float, default=None, help="Half-width of the grid in filter-normalized units.")
 @click.option("--subset", type=int, default=None, help="Evaluate on the first N examples of the split (0 = all).")
+@click.option("--directions", default=None,
+              help="Direction family: random, hessian (top eigenvectors), trajectory (PCA of train.snapshots) "
+                   "or modes (plane through --run-ids). Default: random.")
+@click.option("--dims", type=OptionalInt(), default=None,
+              help="Grid dimensions, 1 to 4 (resolution^dims nodes). Default: 2.")
+@click.option("--run-ids", default=None,
+              help="modes: three comma-separated run ids A,B,C (RUN or RUN:checkpoint); A is the grid origin.")
 def landscape_cmd(preset, overrides, tracking_uri, experiment, device, progress, train_run_id, slices,
-                  resolution, span, subset) -> None:
-    """Sample loss on 2D slices through the trained weights, with persistent homology and curvature baselines.
+                  resolution, span, subset, directions, dims, run_ids) -> None:
+    """Sample loss on 1-4-D slices through the trained weights (random, Hessian, trajectory or mode-plane
+    directions), with persistent homology and curvature baselines.
 
     Under torchrun the grid nodes are sharded across ranks; rank 0 logs the results.
     """
@@ -292,7 +301,8 @@ def landscape_cmd(preset, overrides, tracking_uri, experiment, device, progress,
 
     cfg, line = upstream_config(tracking_uri, train_run_id, preset, overrides, check=check_landscape_resources, **{
         "landscape.slices": slices, "landscape.resolution": resolution, "landscape.span": span,
-        "landscape.subset": subset, "experiment": experiment, "device": device})
+        "landscape.subset": subset, "landscape.directions": directions, "landscape.dims": dims,
+        "landscape.run_ids": run_ids, "experiment": experiment, "device": device})
     rank, world = init_distributed_from_env()
     compute = lambda: run_landscape(cfg, train_run_id, progress=progress and rank == 0, rank=rank)
     run_id = compute() if world > 1 else locked("landscape", landscape_hash(cfg, train_run_id), compute)

@@ -173,6 +173,7 @@ class TrainConfig(Section):
     np_every: int = 0  # > 0: log per-layer neural persistence every N optimizer steps
     np_patience: int = 0  # > 0: stop when mean normalized NP has not improved for N epochs (Rieck et al. Alg. 2)
     np_burn_in: int = 0  # epochs before NP early stopping may trigger
+    snapshots: int = 0  # > 0: keep N parameter snapshots, initial weights to last epoch (landscape.directions=trajectory)
 
     KEY = "train"
     RULES = {
@@ -200,11 +201,26 @@ class LandscapeConfig(Section):
     batch_size: int = 1024
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # reduced precision is recorded
     method: Literal["auto", "vmap", "foreach"] = "auto"  # auto (timed once) | vmap (nodes per forward) | foreach
+    # Direction family of each slice (docs/landscape-directions.md):
+    #   random: seeded filter-normalized directions, one seed per axis (slice k: seed + dims*k + i)
+    #   hessian: top-`dims` Hessian eigenvectors at theta* (curvature.subset examples, Lanczos), scaled to the
+    #     norm of a filter-normalized direction; hessian_negative swaps the last for the most negative one
+    #   trajectory: PCA of the train run's parameter snapshots (needs train.snapshots >= dims + 1)
+    #   modes: the plane through the models of three run ids (run_ids=A,B,C; A is the grid origin; dims 2)
+    # Non-random families are deterministic: they evaluate one slice whatever `slices` says.
+    directions: Literal["random", "hessian", "trajectory", "modes"] = "random"
+    dims: int = 2  # 1..4 grid dimensions: resolution^dims nodes
+    hessian_negative: bool = False
+    hessian_tol: float = 1e-4  # Lanczos relative tolerance of the eigenvectors (residuals are recorded)
+    run_ids: tuple[str, ...] = ()  # modes: three run ids (RUN or RUN:checkpoint, e.g. RUN:final)
+    points_per_step: int = 8  # nodes per vmap forward (more amortizes per-call overhead of small models; memory x K)
+    per_example: bool = False  # keep each example's loss at each node (bootstrap noise floor; memory x examples)
 
     KEY = "landscape"
     RULES = {
         "resolution": Range(3), "span": POSITIVE, "slices": AT_LEAST_ONE, "seed": NON_NEGATIVE,
-        "subset": NON_NEGATIVE, "batch_size": AT_LEAST_ONE,
+        "subset": NON_NEGATIVE, "batch_size": AT_LEAST_ONE, "dims": Range(1, 4), "hessian_tol": FRACTION,
+        "points_per_step": AT_LEAST_ONE,
     }
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
@@ -212,7 +228,8 @@ class LandscapeConfig(Section):
             _warned_even.add(self.resolution)  # once per value and process, however often the config is rebuilt
             warnings.warn(f"landscape.resolution={self.resolution} is even, so the trained weights are not a "
                           "grid node; use an odd value", stacklevel=2)
-        return iter(())
+        yield (self.directions != "modes" or (len(self.run_ids) == 3 and self.dims == 2),
+               "landscape.directions=modes needs landscape.run_ids=A,B,C (three run ids) and landscape.dims=2")
 
 
 @dataclass(frozen=True)

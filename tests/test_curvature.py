@@ -370,3 +370,25 @@ def test_every_registered_architecture_gives_finite_values_for_every_measure(arc
     assert failures == {}
     assert math.isfinite(values["hessian_trace"]) and math.isfinite(values["lambda_max"])
     assert all(math.isfinite(v) for k, v in values.items() if not k.endswith("_se")), values
+
+
+@pytest.mark.parametrize("arch", ["cnn", "convnext_tiny"])
+def test_global_average_pool_needs_no_vmap_fallback_and_keeps_the_hvp(arch):
+    """adaptive_avg_pool2d's backward calls as_strided_, which vmap cannot batch (a slow per-sample loop
+    with a warning); measurement_mode evaluates the 1x1 pool as a spatial mean. Same Hessian products as
+    plain forward-over-reverse outside the mode, no fallback warning in the batched trace or the Fisher."""
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes=3, in_channels=1, image_size=8, width=0.125).double().eval()
+    x, y = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    obj = make_objective(model, x, y, batch_size=3)
+    v = torch.randn(obj.dim, dtype=torch.float64)
+    plain = flat_hvp(obj)(v)  # the real adaptive pool (single vector: no vmap involved)
+    with measurement_mode(model):
+        assert torch.allclose(flat_hvp(obj)(v), plain, rtol=1e-10, atol=1e-12)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure_curvature(model.float(), x.float(), y, measures=["hessian_trace", "fisher_trace"], batch_size=3,
+                          trace_probes=2, probe_batch=2)
+    assert not [w for w in caught if "performance drop" in str(w.message)]

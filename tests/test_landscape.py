@@ -189,9 +189,10 @@ def test_center_node_equals_the_models_own_evaluation(cnn, data):
 def test_fast_paths_match_the_per_node_reference(cnn, data, method, monkeypatch):
     x, y = data
     dirs0 = random_directions(cnn, (1, 2), one_d="filter")
+    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", False)  # the rule, when probing is switched off
     by_rule = evaluate_grid(cnn, dirs0, x, y, resolution=3, batch_size=16, points_per_step=3, method="auto")
     assert by_rule.meta["method"] == "foreach" and by_rule.meta["auto"] == {"rule": "cpu"}
-    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", True)  # exercise the GPU's probe here
+    monkeypatch.setattr("persist.landscape.nodes.PROBE_ON_CPU", True)  # the default: measured on CPU too
     dirs = random_directions(cnn, (1, 2), one_d="filter")
     reference = evaluate_grid_reference(cnn, dirs, x, y, resolution=5, span=0.8, batch_size=16)
     fast = evaluate_grid(cnn, dirs, x, y, resolution=5, span=0.8, batch_size=16, points_per_step=3, method=method)
@@ -285,15 +286,14 @@ def test_reduced_precision_is_explicit_and_recorded(cnn, data):
 def test_grid_arguments_are_checked(mlp, data):
     x, y = data
     dirs = random_directions(mlp, (1, 2))
-    with pytest.warns(UserWarning, match="even"):
-        even = evaluate_grid(mlp, dirs, x, y, resolution=4, method="foreach")
+    even = evaluate_grid(mlp, dirs, x, y, resolution=4, method="foreach")  # warned once, by LandscapeConfig
     assert 0.0 not in even.alphas
     for kwargs, match in [({"resolution": 1}, "resolution"), ({"span": 0.0}, "span"),
                           ({"precision": "fp8"}, "precision"), ({"method": "jit"}, "method"),
                           ({"batch_size": 0}, "batch_size"), ({"points_per_step": 0}, "points_per_step")]:
         with pytest.raises(ConfigError, match=match):
             evaluate_grid(mlp, dirs, x, y, **kwargs)
-    wrong = Directions({"x": torch.zeros(1)}, dirs.d2, {})
+    wrong = Directions.pair({"x": torch.zeros(1)}, dirs.d2, {})
     with pytest.raises(ConfigError, match="directions.d1"):
         evaluate_grid(mlp, wrong, x, y, resolution=3)
     with pytest.raises(ConfigError, match="x and y"):

@@ -19,21 +19,28 @@ from persist.models import create_model
 SETTINGS = dict(resolution=7, span=0.6, batch_size=16, points_per_step=4, method="vmap", chunk_nodes=6)
 
 
-def _problem():
+SETTINGS_3D = dict(resolution=5, span=0.6, batch_size=16, points_per_step=4, method="vmap", chunk_nodes=7,
+                   per_example=True)
+
+
+def _problem(dims: int = 2):
     torch.manual_seed(0)
     model = create_model("mlp", num_classes=3, in_channels=1, image_size=8, width=0.125)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(40, 1, 8, 8, generator=g), torch.randint(0, 3, (40,), generator=g)
-    return model, random_directions(model, (1, 2)), x, y
+    return model, random_directions(model, tuple(range(1, dims + 1))), x, y
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str, chunk_dir: str) -> None:
+def _worker(rank: int, world: int, port: int, out_dir: str, chunk_dir: str, dims: int = 2) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     assert init_distributed_from_env(backend="gloo") == (rank, world)
-    model, dirs, x, y = _problem()
-    grid = evaluate_grid(model, dirs, x, y, chunk_dir=chunk_dir, **SETTINGS)
+    model, dirs, x, y = _problem(dims)
+    settings = SETTINGS if dims == 2 else SETTINGS_3D
+    grid = evaluate_grid(model, dirs, x, y, chunk_dir=chunk_dir, **settings)
+    if dims != 2:
+        np.save(Path(out_dir) / f"rank{rank}-examples.npy", grid.per_example)
     np.savez(Path(out_dir) / f"rank{rank}.npz", loss=grid.loss, accuracy=grid.accuracy,
              evaluated=grid.meta["nodes_evaluated"], world=grid.meta["world_size"])
     dist.destroy_process_group()
@@ -62,6 +69,23 @@ def test_two_processes_give_the_single_process_grid(tmp_path):
     resumed = evaluate_grid(model, dirs, x, y, chunk_dir=chunk_dir, **SETTINGS)
     assert resumed.meta["chunks_resumed"] == 9 and resumed.meta["nodes_evaluated"] == 0
     assert np.array_equal(resumed.loss, single.loss)
+
+
+@pytest.mark.integration
+def test_two_processes_give_the_single_process_3d_grid_and_per_example_losses(tmp_path):
+    chunk_dir = tmp_path / "chunks"
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(chunk_dir), 3), nprocs=2, join=True)
+    torch.set_num_threads(1)
+    model, dirs, x, y = _problem(3)
+    single = evaluate_grid(model, dirs, x, y, **SETTINGS_3D)
+    assert single.loss.shape == (5, 5, 5)
+    for rank in range(2):
+        part = np.load(tmp_path / f"rank{rank}.npz")
+        assert np.array_equal(part["loss"], single.loss) and np.array_equal(part["accuracy"], single.accuracy)
+        assert np.array_equal(np.load(tmp_path / f"rank{rank}-examples.npy"), single.per_example)
+    resumed = evaluate_grid(model, dirs, x, y, chunk_dir=chunk_dir, **SETTINGS_3D)
+    assert resumed.meta["nodes_evaluated"] == 0 and np.array_equal(resumed.loss, single.loss)
+    assert np.array_equal(resumed.per_example, single.per_example)
 
 
 def test_init_is_a_no_op_outside_torchrun(monkeypatch):

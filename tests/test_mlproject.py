@@ -59,3 +59,34 @@ def test_mlflow_run_landscape_and_forgetting_entry_points(tracking):
     assert "topology/h0_total_persistence_mean" in landscape.data.metrics
     forgetting = next(r for r in runs if r.data.tags["persist.phase"] == "forgetting")
     assert {f.path for f in client.list_artifacts(forgetting.info.run_id, "forgetting")} == {"forgetting/curve.json"}
+
+
+@pytest.mark.integration
+def test_mlflow_run_landscape_with_hessian_3d_and_modes_directions(tracking, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    from persist.cli import cli
+
+    trains = []
+    for seed in (0, 1, 2):
+        out = CliRunner().invoke(cli, ["train", "--arch", "mlp", "--width", "0.25", "--epochs", "2", "--seed",
+                                       str(seed), "--no-progress"])
+        assert out.exit_code == 0, out.output
+        trains.append(json.loads(out.stdout.strip().splitlines()[-1])["run_id"])
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set by the in-process CLI; mlflow run gets a name
+    tiny = "landscape.resolution=5 landscape.subset=32 curvature.enabled=false curvature.subset=32"
+    mlflow_run("landscape", {"train_run_id": trains[0], "overrides": tiny, "directions": "hessian", "dims": "3"},
+               tracking)
+    mlflow_run("landscape", {"train_run_id": trains[0], "overrides": tiny, "directions": "modes",
+                             "run_ids": ",".join(trains)}, tracking)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("persist-smoke")
+    slices = client.search_runs([exp.experiment_id], "tags.`persist.phase` = 'landscape_slice'")
+    families = {}
+    for run in slices:
+        meta = json.loads(open(client.download_artifacts(run.info.run_id, "landscape/meta.json")).read())
+        families[meta["directions"]["family"]] = meta["shape"]
+    assert families == {"hessian": [5, 5, 5], "modes": [5, 5]}

@@ -1,6 +1,6 @@
 """Extreme Hessian eigenvalues by Lanczos (ARPACK through scipy), with convergence reported, never assumed.
 
-``which='LA'`` gives the signed largest eigenvalues. Plain power iteration (the published metric) converges
+``which='LA'`` gives the signed largest eigenvalues (``'SA'`` the most negative). Plain power iteration (the published metric) converges
 to the largest *magnitude*, which is a different number whenever a negative eigenvalue dominates; that one
 is computed separately with ``which='LM'`` and reported under its own name. Each returned pair is checked
 by an explicit residual ``‖Hu − λu‖``; a pair counts as converged only if ARPACK converged it at ``tol``
@@ -33,6 +33,7 @@ class EigenResult:
     residuals: np.ndarray
     converged: np.ndarray
     matvecs: int
+    vectors: np.ndarray | None = None  # (dim, k) unit eigenvectors, float64, in the order of ``values``
 
 
 def extreme_eigenvalues(
@@ -46,8 +47,8 @@ def extreme_eigenvalues(
     seed: int = 0,
 ) -> EigenResult:
     """Top-``k`` eigenvalues of a symmetric matvec on vectors shaped like ``like``, in float64 on the host."""
-    if which not in ("LA", "LM"):
-        raise ConfigError(f"which must be 'LA' or 'LM', got {which!r}")
+    if which not in ("LA", "LM", "SA"):
+        raise ConfigError(f"which must be 'LA', 'LM' or 'SA', got {which!r}")
     dim = like.numel()
     if k < 1 or k >= dim:
         raise ConfigError(f"top_k must be in [1, {dim - 1}] for {dim} parameters, got {k}")
@@ -60,7 +61,7 @@ def extreme_eigenvalues(
         values, vectors, arpack_ok = _arpack(counter, k, which, tol, maxiter, ncv, seed)
     residuals = np.array([_residual(counter, lam, u) for lam, u in zip(values, vectors.T)])
     converged = arpack_ok & (residuals <= 10 * tol * np.maximum(np.abs(values), np.finfo(float).tiny))
-    return EigenResult(values, residuals, converged, counter.calls)
+    return EigenResult(values, residuals, converged, counter.calls, vectors)
 
 
 class _CountingOperator(LinearOperator):
@@ -77,7 +78,8 @@ class _CountingOperator(LinearOperator):
 
 
 def _order(values: np.ndarray, which: str) -> np.ndarray:
-    return np.argsort(-np.abs(values) if which == "LM" else -values, kind="stable")
+    key = {"LM": -np.abs(values), "LA": -values, "SA": values}[which]
+    return np.argsort(key, kind="stable")
 
 
 def _dense(op: _CountingOperator, dim: int, k: int, which: str):

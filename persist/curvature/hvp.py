@@ -163,19 +163,36 @@ def _axpy(a: float, x: Params, y: Params | None) -> Params:
     return {n: y[n] + a * t for n, t in x.items()}
 
 
-class _HardsigmoidComposite(TorchFunctionMode):
-    """Evaluate hardsigmoid as ``relu6(x + 3) / 6``: the same values, but differentiable forward-over-reverse.
+def _is_global(output_size) -> bool:
+    """``adaptive_avg_pool2d`` to 1x1 (given as 1, (1, 1) or (1, None)-free forms) is a plain spatial mean."""
+    size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    return all(s == 1 for s in size)
 
-    ``hardsigmoid_backward`` has no forward-mode (and no double-backward) formula, which is what made every
-    MobileNet-V3 curvature metric fail in the published code; the composite's pieces all have one.
+
+class _HardsigmoidComposite(TorchFunctionMode):
+    """Evaluate ops whose derivatives vmap or forward-mode AD cannot batch as identical composites.
+
+    * hardsigmoid as ``relu6(x + 3) / 6``: ``hardsigmoid_backward`` has no forward-mode (and no
+      double-backward) formula, which is what made every MobileNet-V3 curvature metric fail in the
+      published code; the composite's pieces all have one.
+    * global ``adaptive_avg_pool2d`` (output 1x1) as ``x.mean((-2, -1), keepdim=True)``: the pool's
+      backward calls ``as_strided_``, which has no vmap batching rule, so the batched HVPs of the trace
+      and the per-sample Fisher gradients fell back to a slow per-sample loop on ConvNeXt, ResNets and
+      the small CNN. The mean is the same number (one reduction over H x W) and maps cleanly.
     """
 
     _HARDSIGMOID = (F.hardsigmoid, torch._C._nn.hardsigmoid, torch._C._nn.hardsigmoid_)
+    _ADAPTIVE_AVG = (F.adaptive_avg_pool2d, torch._C._nn.adaptive_avg_pool2d)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func in self._HARDSIGMOID:  # in-place calls get a new tensor too; callers use the return value
             return F.relu6(args[0] + 3.0) / 6.0
-        return func(*args, **(kwargs or {}))
+        if func in self._ADAPTIVE_AVG:
+            size = args[1] if len(args) > 1 else kwargs.get("output_size")
+            if _is_global(size):
+                return args[0].mean(dim=(-2, -1), keepdim=True)
+        return func(*args, **kwargs)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -32,11 +33,34 @@ _EPS = 1e-10  # guards an all-zero slice of the Gaussian draw, which never happe
 
 @dataclass(frozen=True)
 class Directions:
-    """Two directions over the model's named parameters, plus a JSON-ready ``record`` for logging."""
+    """One to four directions over the model's named parameters, plus a JSON-ready ``record`` for logging.
 
-    d1: dict[str, torch.Tensor]
-    d2: dict[str, torch.Tensor]
+    ``vectors[i]`` spans grid axis ``i``. ``axes`` (optional) fixes each axis's coordinates, for families
+    whose known points must be grid nodes (the ``modes`` plane); otherwise grids use a symmetric axis.
+    ``buffers`` (optional) moves named floating buffers with the same coefficients as the parameters, so a
+    node that is another model's weights also has that model's BatchNorm statistics; other buffers stay.
+    """
+
+    vectors: tuple[dict[str, torch.Tensor], ...]
     record: dict
+    axes: tuple[np.ndarray, ...] | None = None
+    buffers: tuple[dict[str, torch.Tensor], ...] | None = None  # per-direction displacement of floating buffers
+
+    @classmethod
+    def pair(cls, d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], record: dict) -> "Directions":
+        return cls((d1, d2), record)
+
+    @property
+    def dims(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def d1(self) -> dict[str, torch.Tensor]:
+        return self.vectors[0]
+
+    @property
+    def d2(self) -> dict[str, torch.Tensor]:
+        return self.vectors[1]
 
 
 def _norm_over_filters(t: torch.Tensor) -> torch.Tensor:
@@ -95,28 +119,33 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def random_directions(
     model: nn.Module,
-    seeds: tuple[int, int],
+    seeds: tuple[int, ...],
     normalization: Normalization = "filter",
     one_d: OneD = "ignore",
     orthogonalize: bool = False,
 ) -> Directions:
-    """Two directions spanning a 2-D slice through the model's parameters.
+    """One direction per seed (1 to 4), spanning a slice through the model's parameters.
 
-    ``orthogonalize`` removes d1's component from d2 (Gram-Schmidt in the flat space, float64) after
-    normalization, so the axes are exactly perpendicular; d2's per-filter norms then differ from the
-    weights' by that (in high dimension tiny) component, which the record quantifies.
+    ``orthogonalize`` removes the earlier directions' components from each later one (Gram-Schmidt in
+    the flat space, float64) after normalization, so the axes are exactly perpendicular; the per-filter
+    norms then differ from the weights' by that (in high dimension tiny) component, which the record
+    quantifies (``cosine`` is the largest |cosine| between two axes, ``cosine_drawn`` before Gram-Schmidt).
     """
     _check(normalization, one_d)
-    if len(seeds) != 2 or int(seeds[0]) == int(seeds[1]):
-        raise ConfigError(f"seeds must be two different integers, got {tuple(seeds)}")
+    seeds = tuple(int(s) for s in seeds)
+    if not 1 <= len(seeds) <= 4 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be 1 to 4 different integers, got {seeds}")
     layout = parameter_layout(model)
     weights = _weights64(model)
-    d1, d2 = (_draw(layout, weights, s, normalization, one_d) for s in seeds)
-    cosine = _cosine(d1, d2)
+    drawn = [_draw(layout, weights, s, normalization, one_d) for s in seeds]
+    cosine = _max_cosine(drawn)
+    flat = list(drawn)
     if orthogonalize:
-        if not torch.any(d1 != 0):
+        if not torch.any(drawn[0] != 0):
             raise ConfigError("orthogonalize needs a non-zero first direction (the model has only 1-D parameters?)")
-        d2 = d2 - (d1 @ d2) / (d1 @ d1) * d1
+        for i in range(1, len(flat)):
+            for j in range(i):
+                flat[i] = flat[i] - (flat[j] @ flat[i]) / (flat[j] @ flat[j]) * flat[j]
     theta = layout.flatten(weights)
     zeroed = [n for n, s in zip(layout.names, layout.shapes) if len(s) <= 1 and one_d == "ignore"]
     record = {
@@ -130,9 +159,14 @@ def random_directions(
         "zeroed_tensors": zeroed,
         "zeroed_elements": int(sum(weights[n].numel() for n in zeroed)),
         "cosine_drawn": cosine,
-        "cosine": _cosine(d1, d2),
+        "cosine": _max_cosine(flat),
         "norm_theta": float(theta.norm()),
-        "norm_d1": float(d1.norm()),
-        "norm_d2": float(d2.norm()),
+        **{f"norm_d{i + 1}": float(d.norm()) for i, d in enumerate(flat)},
     }
-    return Directions(_to_model(layout, d1, model), _to_model(layout, d2, model), record)
+    return Directions(tuple(_to_model(layout, d, model) for d in flat), {"family": "random", **record})
+
+
+def _max_cosine(vectors: list[torch.Tensor]) -> float:
+    """The cosine of largest magnitude between two of ``vectors`` (signed; 0 for one vector)."""
+    pairs = [_cosine(a, b) for i, a in enumerate(vectors) for b in vectors[i + 1:]]
+    return max(pairs, key=abs) if pairs else 0.0

@@ -8,6 +8,9 @@ Two fast strategies, both with losses accumulated in fp32 on the device and no h
 * ``foreach``: one node at a time, written into the model with a single ``torch._foreach_copy_``.
   Pays off when one forward pass already saturates the device (large models, big batches).
 
+Both run under ``torch.inference_mode`` (no version counters or autograd bookkeeping per op: 25-45 %
+less per-node overhead for the small models on a CPU than ``no_grad``).
+
 ``auto`` times both on one batch and keeps the faster; the choice is recorded.
 """
 
@@ -100,6 +103,7 @@ class NodeEvaluator:
     batch_size: int
     precision: str = "fp32"
     buffers: FlatLayout | None = None
+    per_example: bool = False  # also return each example's loss at each node, (K, N) float32
     _targets: list[torch.Tensor] = field(init=False, repr=False)
     _buffer_targets: list[torch.Tensor] = field(init=False, repr=False)
 
@@ -114,10 +118,11 @@ class NodeEvaluator:
             stop = min(start + self.batch_size, n)
             yield self.x[start:stop], self.y[start:stop]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(self, method: str, params: torch.Tensor, buffers: torch.Tensor | None = None,
-            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed cross-entropy (fp32) and correct counts (int64) of each node, on the device.
+            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Summed cross-entropy (fp32), correct counts (int64) and, when ``per_example``, each example's
+        cross-entropy ``(K, N)`` (else None) of each node, on the device.
 
         ``params`` is ``(K, P)``; ``buffers`` is ``(K, B)`` when per-node buffers are laid out.
         ``limit`` evaluates only the first samples (used by the ``auto`` probe).
@@ -141,37 +146,70 @@ class NodeEvaluator:
             args = (named, self.buffers.unflatten(buffers))
         loss = torch.zeros(len(params), dtype=torch.float32, device=device)
         correct = torch.zeros(len(params), dtype=torch.int64, device=device)
+        kept = []
         for xb, yb in self.batches(limit):
             with autocast_for(device, self.precision):
                 logits = mapped(*args, xb)
             logits = logits.float()  # (K, B, C)
             target = yb.expand(len(params), -1)
-            loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(1)
+            each = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            loss += each.sum(1)
             correct += (logits.argmax(-1) == target).sum(1)
-        return loss, correct
+            if self.per_example:
+                kept.append(each)
+        return loss, correct, (torch.cat(kept, dim=1) if self.per_example else None)
 
     def _run_foreach(self, params, buffers, limit):
         model, device = self.model, self.x.device
-        losses, corrects = [], []
+        losses, corrects, kept = [], [], []
         for k in range(len(params)):
             torch._foreach_copy_(self._targets, list(self.params.unflatten(params[k]).values()))
             if buffers is not None:
                 torch._foreach_copy_(self._buffer_targets, list(self.buffers.unflatten(buffers[k]).values()))
             loss = torch.zeros((), dtype=torch.float32, device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
+            each = []
             for xb, yb in self.batches(limit):
                 with autocast_for(device, self.precision):
                     logits = model(xb)
                 logits = logits.float()
-                loss += F.cross_entropy(logits, yb, reduction="sum")
+                if self.per_example:
+                    each.append(F.cross_entropy(logits, yb, reduction="none"))
+                    loss += each[-1].sum()
+                else:
+                    loss += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(-1) == yb).sum()
             losses.append(loss)
             corrects.append(correct)
-        return torch.stack(losses), torch.stack(corrects)
+            if self.per_example:
+                kept.append(torch.cat(each))
+        return torch.stack(losses), torch.stack(corrects), (torch.stack(kept) if self.per_example else None)
+
+
+def forward_limit(evaluator: NodeEvaluator, repeats: int = 3) -> dict[str, float]:
+    """The forward-only limit of node evaluation: the model's own forward passes over the same batches, in
+    inference mode at the same precision, best of ``repeats`` after a warm-up. No grid evaluation can beat
+    one such pass per node (vmap aside, which shares a pass among nodes), so ``grid rate / this rate``
+    says how much of the hardware the evaluation leaves unused."""
+    device, model = evaluator.x.device, evaluator.model
+    times, cpu_times = [], []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            synchronize(device)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for xb, _ in evaluator.batches():
+                with autocast_for(device, evaluator.precision):
+                    model(xb)
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    best = min(times[1:])
+    return {"forward_seconds": best, "forward_nodes_per_second": 1.0 / best if best > 0 else float("inf"),
+            "forward_cpu_seconds": min(cpu_times[1:])}
 
 
 def _timed(evaluator: NodeEvaluator, method: str, params: torch.Tensor, buffers: torch.Tensor | None
-           ) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
+           ) -> tuple[float, tuple]:
     """Seconds per node on the first batch (after a 2-sample warm-up for first-call costs), and the result."""
     device = evaluator.x.device
     evaluator.run(method, params, buffers, limit=2)
@@ -182,13 +220,14 @@ def _timed(evaluator: NodeEvaluator, method: str, params: torch.Tensor, buffers:
     return (time.perf_counter() - start) / len(params), result
 
 
-# On a CPU the forward is compute-bound and a host sync is free: foreach matches the per-node reference,
-# vmap rarely gains, and the probe alone cost 8-16 % on small benchmark grids (docs/benchmarks.md).
-PROBE_ON_CPU = False
+# Measured on CPU too: small models (the digits MLP) are overhead-bound and vmap wins there, while convolutions
+# favour foreach (docs/benchmarks/landscape.md). When the data fit one batch, the winner's probe result is kept,
+# so the probe costs one step of the loser: under 2 % of a 21x21 grid at 8 nodes per step.
+PROBE_ON_CPU = True
 
 
 def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
-                  ) -> tuple[str, dict[str, float | str], tuple[torch.Tensor, torch.Tensor] | None]:
+                  ) -> tuple[str, dict[str, float | str], tuple | None]:
     """Time both strategies on the first batch for ``params``' nodes; return the faster and the evidence.
 
     When that batch is the whole data set, the winner's result is returned too (it is exactly what a

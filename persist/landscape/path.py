@@ -115,7 +115,7 @@ def evaluate_path(
         chosen, probe, probed = method, {}, None
         if method == "auto":
             chosen, probe, probed = choose_method(evaluator, *nodes(*steps[0]))
-        parts = [probed if k == 0 and probed is not None else evaluator.run(chosen, *nodes(*step))
+        parts = [probed if k == 0 and probed is not None else evaluator.run(chosen, *nodes(*step))[:2]
                  for k, step in enumerate(steps)]
         loss = torch.cat([p[0] for p in parts]).cpu().numpy().astype(np.float64) / len(x)
         accuracy = torch.cat([p[1] for p in parts]).cpu().numpy().astype(np.float64) / len(x)

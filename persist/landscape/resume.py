@@ -91,18 +91,22 @@ class ChunkStore:
     def has(self, chunk: int) -> bool:
         return self._path(chunk).is_file()
 
-    def save(self, chunk: int, loss: np.ndarray, accuracy: np.ndarray) -> None:
-        atomic_write(self._path(chunk), lambda fh: np.savez(fh, loss=loss, accuracy=accuracy))
+    def save(self, chunk: int, loss: np.ndarray, accuracy: np.ndarray, per_example: np.ndarray | None = None
+             ) -> None:
+        extra = {} if per_example is None else {"per_example": per_example}
+        atomic_write(self._path(chunk), lambda fh: np.savez(fh, loss=loss, accuracy=accuracy, **extra))
 
-    def load(self, chunk: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, chunk: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(loss, accuracy, per_example)`` of a finished chunk; per_example is None unless it was kept."""
         path = self._path(chunk)
         try:
             with np.load(path) as data:
                 loss, accuracy = data["loss"], data["accuracy"]
+                per_example = data["per_example"] if self.config.get("per_example") else None
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(
                 f"chunk file {path} is unreadable ({type(exc).__name__}); delete it to recompute") from exc
-        if loss.shape != (size,) or accuracy.shape != (size,):
+        if loss.shape != (size,) or accuracy.shape != (size,) or (per_example is not None and len(per_example) != size):
             raise CheckpointError(
                 f"chunk file {path} holds {loss.shape[0]} nodes, expected {size}; delete it to recompute")
-        return loss, accuracy
+        return loss, accuracy, per_example

@@ -17,8 +17,12 @@ def save_grid(grid: LandscapeGrid, directory: str | Path) -> tuple[Path, Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     npz, meta = directory / "grid.npz", directory / "meta.json"
-    atomic_write(npz, lambda fh: np.savez(fh, alphas=grid.alphas, betas=grid.betas, loss=grid.loss,
-                                           accuracy=grid.accuracy))
+    arrays = {f"axis{i}": a for i, a in enumerate(grid.axes)}
+    if grid.dims == 2:  # the names 2-D readers know
+        arrays.update(alphas=grid.alphas, betas=grid.betas)
+    if grid.per_example is not None:
+        arrays["per_example"] = grid.per_example
+    atomic_write(npz, lambda fh: np.savez(fh, loss=grid.loss, accuracy=grid.accuracy, **arrays))
     body = json.dumps(grid.meta, indent=2, sort_keys=True, default=str).encode()
     atomic_write(meta, lambda fh: fh.write(body))
     return npz, meta
@@ -29,8 +33,11 @@ def load_grid(directory: str | Path) -> LandscapeGrid:
     directory = Path(directory)
     try:
         with np.load(directory / "grid.npz") as data:
-            arrays = {k: data[k] for k in ("alphas", "betas", "loss", "accuracy")}
+            loss, accuracy = data["loss"], data["accuracy"]
+            names = [f"axis{i}" for i in range(loss.ndim)] if "axis0" in data else ["alphas", "betas"]
+            axes = tuple(data[k] for k in names)
+            per_example = data["per_example"] if "per_example" in data else None
         meta = json.loads((directory / "meta.json").read_text())
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"landscape grid in {directory} is missing or unreadable ({type(exc).__name__})") from exc
-    return LandscapeGrid(**arrays, meta=meta)
+    return LandscapeGrid(axes, loss, accuracy, meta, per_example)

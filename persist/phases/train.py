@@ -43,6 +43,8 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
         log_metrics({"num_params": count_parameters(model)}, prefix="model/")
         save_model_artifact(model, "best", model_shape(task.num_classes, task.in_channels, task.image_size),
                             epoch=result.best_epoch)
+        if result.snapshots:  # parameter snapshots for trajectory-PCA landscapes (train.snapshots)
+            save_model_artifact(model, "snapshots", {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
         log_figure(plot_training(result.history, f"{cfg.model.arch} on {cfg.data.dataset} task A"),
                    "figures/training.png")
     clear_workdir("train", key)

@@ -29,16 +29,22 @@ def _minimum(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray) -> tuple[f
     return float(alphas[i]), float(betas[j]), float(z[i, j])
 
 
-def _style(ax, title: str) -> None:
-    ax.set_xlabel("α (direction 1)")
-    ax.set_ylabel("β (direction 2)")
+def _style(ax, title: str, labels: tuple[str, str] = ("α (direction 1)", "β (direction 2)")) -> None:
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     ax.set_title(title)
     ax.set_aspect("equal")
 
 
 def plot_contour(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, *, levels: int = 30,
-                 log_scale: bool = False, title: str = "") -> Figure:
-    """Filled contours with iso-lines; the grid minimum (star) and theta* (cross) marked."""
+                 log_scale: bool = False, title: str = "", path: np.ndarray | None = None,
+                 points: dict[str, tuple[float, float]] | None = None,
+                 labels: tuple[str, str] = ("α (direction 1)", "β (direction 2)")) -> Figure:
+    """Filled contours with iso-lines; the grid minimum (star) and theta* (cross) marked.
+
+    ``path`` ``(N, 2)``: a projected trajectory drawn as a line from its first point to its last;
+    ``points``: named coordinates (e.g. the three models of a mode plane) marked and labelled.
+    """
     z = _surface(loss, log_scale)
     fig, ax = plt.subplots(figsize=(5.4, 5.0), constrained_layout=True)
     if log_scale:
@@ -58,13 +64,21 @@ def plot_contour(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, *, lev
             label="minimum")
     ax.plot([0.0], [0.0], marker="X", color="white", markeredgecolor="black", markersize=8, ls="none", label="θ*")
     ax.annotate(f"{value:.3g}", (a, b), textcoords="offset points", xytext=(7, 6), color="white", fontsize=8)
-    _style(ax, title)
+    if path is not None and len(path):
+        path = np.asarray(path, dtype=np.float64)
+        ax.plot(path[:, 0], path[:, 1], color="#FFD92F", lw=1.4, marker="o", markersize=3, label="training path")
+        ax.plot(path[:1, 0], path[:1, 1], marker="s", color="#FFD92F", markeredgecolor="black", ls="none")
+    for name, (pa, pb) in (points or {}).items():
+        ax.plot([pa], [pb], marker="o", color="#E24A33", markeredgecolor="white", markersize=8, ls="none")
+        ax.annotate(name, (pa, pb), textcoords="offset points", xytext=(6, -12), color="white", fontsize=10,
+                    fontweight="bold")
+    _style(ax, title, labels)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     return fig
 
 
 def plot_heatmap(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, *, log_scale: bool = False,
-                 title: str = "") -> Figure:
+                 title: str = "", labels: tuple[str, str] = ("α (direction 1)", "β (direction 2)")) -> Figure:
     """The grid as an image, one pixel per node (log10 of the loss when ``log_scale``)."""
     z = _surface(loss, log_scale)
     z = np.ma.log10(z) if log_scale else z
@@ -73,7 +87,7 @@ def plot_heatmap(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, *, log
     image = ax.imshow(z, origin="lower", cmap=CMAP, interpolation="nearest",
                       extent=(alphas[0] - da, alphas[-1] + da, betas[0] - db, betas[-1] + db))
     fig.colorbar(image, ax=ax, label="log10 loss" if log_scale else "loss")
-    _style(ax, title)
+    _style(ax, title, labels)
     return fig
 
 
@@ -110,4 +124,21 @@ def plot_path(ts: np.ndarray, loss: np.ndarray, accuracy: np.ndarray | None = No
         ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center")
     else:
         ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_profile(axis: np.ndarray, loss: np.ndarray, accuracy: np.ndarray | None = None, *, title: str = "",
+                 label: str = "t (direction 1)") -> Figure:
+    """A 1-D grid: loss (and accuracy) along one direction through theta* (t = 0 marked)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), constrained_layout=True)
+    z = np.where(np.isfinite(loss), loss, np.nan)
+    ax.plot(axis, z, color="#4C72B0", marker="o", markersize=3, label="loss")
+    ax.axvline(0.0, color="black", lw=0.8, ls=":", label="θ*")
+    ax.set(xlabel=label, ylabel="loss", title=title)
+    ax.grid(alpha=0.3)
+    if accuracy is not None:
+        twin = ax.twinx()
+        twin.plot(axis, accuracy, color="#DD8452", marker="s", markersize=3)
+        twin.set(ylabel="accuracy", ylim=(0, 1.02))
+    ax.legend(frameon=False, fontsize=8)
     return fig

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,6 +37,22 @@ class TrainResult:
     best_val_accuracy: float
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    snapshots: list[dict[str, torch.Tensor]] = field(default_factory=list)  # parameters at snapshot_epochs
+    snapshot_epochs: list[int] = field(default_factory=list)
+
+
+def snapshot_epochs(epochs: int, count: int) -> list[int]:
+    """Epochs after which the parameters are kept for trajectory PCA: ``count`` evenly spaced points from the
+    initial weights (epoch -1) to the last epoch (fewer when there are fewer epochs)."""
+    if count <= 0:
+        return []
+    if count == 1:
+        return [epochs - 1]
+    return sorted({int(round(e)) for e in np.linspace(-1, epochs - 1, count)})
+
+
+def _parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()}
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -104,7 +121,8 @@ def _save(path: str | Path | None, model: nn.Module, optimizer: torch.optim.Opti
                         scheduler=scheduler.state_dict(), rng=rng_state(generator), epoch=epoch,
                         best_state=result.best_state, best_epoch=result.best_epoch,
                         best_val_accuracy=result.best_val_accuracy, history=result.history,
-                        stopped_early=result.stopped_early)
+                        stopped_early=result.stopped_early, snapshots=result.snapshots,
+                        snapshot_epochs=result.snapshot_epochs)
 
 
 def train(
@@ -137,8 +155,12 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], generator)
         result = TrainResult(state["best_state"], state["best_epoch"], state["best_val_accuracy"],
-                             [dict(h) for h in state["history"]], state.get("stopped_early", False))
+                             [dict(h) for h in state["history"]], state.get("stopped_early", False),
+                             [dict(s) for s in state.get("snapshots", [])], list(state.get("snapshot_epochs", [])))
         start_epoch = cfg.epochs if result.stopped_early else state["epoch"] + 1
+    keep = snapshot_epochs(cfg.epochs, cfg.snapshots)
+    if start_epoch == 0 and -1 in keep:
+        result.snapshots, result.snapshot_epochs = [_parameters(model)], [-1]
     bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress, leave=False)
     for epoch in bar:
         train_metrics = train_epoch(model, optimizer, scheduler, task, cfg, generator, padding, hooks,
@@ -150,6 +172,9 @@ def train(
             result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             result.best_epoch, result.best_val_accuracy = epoch, val["accuracy"]
         result.history.append({"epoch": float(epoch), **metrics})
+        if epoch in keep:
+            result.snapshots.append(_parameters(model))
+            result.snapshot_epochs.append(epoch)
         bar.set_postfix(val_acc=f"{val['accuracy']:.3f}", loss=f"{train_metrics['loss']:.3f}")
         if log_fn is not None:
             log_fn(metrics, epoch)

@@ -25,11 +25,13 @@ def grid_of(landscape_run_id: str, dst: Path) -> np.ndarray:
 
 
 @pytest.mark.integration
-def test_torchrun_landscape_matches_one_process(tracking, tmp_path):
+@pytest.mark.parametrize("family", [[], ["--directions", "hessian", "--dims", "3", "--resolution", "5"]],
+                         ids=["random-2d", "hessian-3d"])
+def test_torchrun_landscape_matches_one_process(tracking, tmp_path, family):
     trained = CliRunner().invoke(cli, ["train", "--arch", "cnn", "--width", "0.25", "--epochs", "2", "--no-progress"])
     assert trained.exit_code == 0, trained.output
     train_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
-    args = ["landscape", "--train-run-id", train_id, "--slices", "1", "--set", TINY, "--no-progress"]
+    args = ["landscape", "--train-run-id", train_id, "--slices", "1", "--set", TINY, "--no-progress", *family]
 
     env = {**os.environ, "PERSIST_WORKDIR": str(tmp_path / "ranks")}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "persist.cli"]
@@ -42,4 +44,4 @@ def test_torchrun_landscape_matches_one_process(tracking, tmp_path):
     assert single.exit_code == 0, single.output
     alone = grid_of(json.loads(single.stdout.strip().splitlines()[-1])["run_id"], tmp_path / "b")
     np.testing.assert_allclose(sharded, alone, rtol=1e-6)
-    assert np.isfinite(alone).all() and alone.shape == (7, 7)
+    assert np.isfinite(alone).all() and alone.shape == ((7, 7) if not family else (5, 5, 5))
