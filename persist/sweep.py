@@ -713,7 +713,7 @@ def outcome(spec: SweepSpec, study: optuna.Study) -> tuple[list[dict[str, Any]],
     rows = [{"number": t.number, "state": t.state.name, "value": t.value,
              **(t.params or t.system_attrs.get("fixed_params", {}))} for t in trials]
     if spec.grid:
-        done = {_key(t.params) for t in trials if t.state in DONE}
+        done = {_key(t.params or t.system_attrs.get("fixed_params", {})) for t in trials if t.state in DONE}
         missing = sum(_key(p) not in done for p in grid_points(spec))
     else:
         missing = max(0, spec.n_trials - sum(t.state in DONE for t in trials))
