@@ -292,7 +292,11 @@ def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
     spec = load_sweep(spec_path)
     storage_url(storage)  # refused before any store or experiment is created
     setup_tracking(tracking_uri, spec.base_config().experiment)
-    work(spec, storage, sweep_run_id)
+    try:
+        work(spec, storage, sweep_run_id)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: runs ended KILLED, the held trial FAILED
+        click.echo("interrupted: this worker's trial is marked failed; rerun `persist sweep` to resume", err=True)
+        sys.exit(130)
 
 
 @cli.command("models")

@@ -531,11 +531,15 @@ class Objective:
 
         self.echo(f"worker {os.getpid()}: {name}: started")
         # a retried trial (same member) resumes the trial run of the dead or interrupted worker
-        with phase_run("trial", cfg, tags, parent_run_id=self.sweep_run_id, run_name=name) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            with observe(observer):
-                value = self.evaluate(cfg, trial)
-            log_metrics({"objective": value}, prefix="sweep/")
+        try:
+            with phase_run("trial", cfg, tags, parent_run_id=self.sweep_run_id, run_name=name) as run:
+                trial.set_user_attr("mlflow_run_id", run.info.run_id)
+                with observe(observer):
+                    value = self.evaluate(cfg, trial)
+                log_metrics({"objective": value}, prefix="sweep/")
+        except optuna.TrialPruned as exc:  # its runs end FAILED; a later trial of this member resumes them
+            self.echo(f"worker {os.getpid()}: {name}: {exc} of {self.spec.intermediate_metric()}")
+            raise
         self.echo(f"worker {os.getpid()}: {name}: done, {self.spec.metric} = {value:.4g} "
                   f"({time.monotonic() - started:.0f} s)")
         return value
