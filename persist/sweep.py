@@ -27,9 +27,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import optuna
 import yaml
@@ -428,7 +429,7 @@ def open_storage(url: str | None, spec: SweepSpec) -> optuna.storages.BaseStorag
         return SweepRDBStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
-    except Exception as exc:  # connection refused, bad credentials, unmigratable schema: one line, not a trace
+    except Exception as exc:  # noqa: BLE001 - refused connection, bad credentials, schema: one line, not a trace
         shown = url.split("@")[-1]
         raise PersistError(f"cannot open the Optuna storage {shown}: {str(exc).strip().splitlines()[0][:200]}") from None
 
@@ -722,11 +723,6 @@ def outcome(spec: SweepSpec, study: optuna.Study) -> tuple[list[dict[str, Any]],
     else:
         missing = max(0, spec.n_trials - sum(t.state in DONE for t in trials))
     return rows, missing
-
-
-def summary(spec: SweepSpec, storage_url: str | None) -> list[dict[str, Any]]:
-    study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url, spec))
-    return outcome(spec, study)[0]
 
 
 def sweep_key(spec: SweepSpec, url: str) -> str:

@@ -143,9 +143,17 @@ def test_four_workers_never_take_the_same_trial_on_postgresql(tmp_path, tracking
 
 @pytest.mark.integration
 def test_two_of_three_workers_killed_every_trial_completes_once(tmp_path, tracking):
+    kill_two_of_three(tmp_path, f"sqlite:///{tmp_path / 'optuna.db'}", tracking)
+
+
+@pytest.mark.integration
+def test_two_of_three_workers_killed_on_postgresql(tmp_path, tracking):
+    kill_two_of_three(tmp_path, fresh_postgres_database("persist_kill"), tracking)
+
+
+def kill_two_of_three(tmp_path: Path, storage: str, tracking: str) -> None:
     from optuna.trial import TrialState
 
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     spec = spec_file(tmp_path, "kill", 6)
     study = enqueue(spec, storage)
     procs = start_workers(tmp_path, spec, storage, 3, steps=8, delay=0.5, tracking=tracking)
