@@ -439,6 +439,8 @@ def quiet_optuna() -> None:
     prints one progress line per phase and one line per trial instead."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # torch.func's vmap over CNN pooling in the landscape: a note to torch developers, not to the user
+    warnings.filterwarnings("ignore", message=r".*performance drop because we have not yet implemented the batching")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -670,7 +672,7 @@ def launch(spec_path: str | Path, workers: int, storage_url: str | None, sweep_r
     """
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
     env[PARENT_ENV] = str(os.getpid())
-    cmd = command or [sys.executable, "-m", "persist.cli", "sweep-worker", str(spec_path)]
+    cmd = list(command or [sys.executable, "-m", "persist.cli", "sweep-worker", str(spec_path)])
     if storage_url:
         cmd += ["--storage", storage_url]
     if sweep_run_id:
