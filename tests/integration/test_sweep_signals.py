@@ -123,3 +123,19 @@ def test_workers_stop_when_the_launcher_is_killed(tmp_path, tracking):
     assert TrialState.RUNNING not in {t.state for t in study.get_trials()}
     trial_runs = [r for r in runs("it-sig") if r.data.tags["persist.phase"] != "sweep"]
     assert "RUNNING" not in {r.info.status for r in trial_runs}  # only the launcher's own sweep run is left
+
+
+@pytest.mark.integration
+def test_a_killed_worker_does_not_fail_a_sweep_whose_trials_all_complete(tmp_path, tracking):
+    import optuna
+    from optuna.trial import TrialState
+
+    proc, storage, _ = start_sweep(tmp_path, tracking)
+    workers = wait_for_workers_in_trials(proc, storage)
+    workers[0].kill()  # the launcher reaps it; the survivor retries its trial once the heartbeat is stale
+    out, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err[-3000:]  # judged by the trials, not by the dead worker
+    study = optuna.load_study(study_name="sig", storage=storage)
+    assert Counter(t.params["seed"] for t in study.get_trials() if t.state == TrialState.COMPLETE) == {0: 1, 1: 1}
+    assert len(out.strip().splitlines()) == 3  # the killed attempt and both complete trials, one JSON line each
+    assert "RUNNING" not in {r.info.status for r in runs("it-sig")}
