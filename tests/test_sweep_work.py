@@ -67,3 +67,11 @@ def test_an_interrupt_fails_the_held_trial_and_ends_its_runs_killed(tmp_path, tr
         work(spec, url, None, Interrupted(spec, None, echo=lambda line: None))
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL]
     assert [r.info.status for r in find_runs("tags.`persist.phase` = 'trial'")] == ["KILLED"]
+
+
+def test_a_journal_storage_runs_only_its_queue(tmp_path, tracking):
+    spec = SweepSpec(name="j", grid={"seed": [0, 1]}, overrides=("experiment=j",))
+    url = f"journal:{tmp_path / 'journal.log'}"
+    study = create_study(spec, open_storage(url, spec))
+    assert work(spec, url, None, Cheap(spec, None, echo=lambda line: None)) == 2
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2  # and no third, invented trial
