@@ -654,6 +654,10 @@ def work(spec: SweepSpec, storage_url: str | None, sweep_run_id: str | None,
                 time.sleep(max(1.0, spec.heartbeat_interval / 2))
         except KeyboardInterrupt:
             release_claims(storage)
+            with contextlib.suppress(Exception):
+                from persist.tracking.runs import end_own_runs
+
+                end_own_runs("KILLED")
             raise
 
 

@@ -56,8 +56,15 @@ def test_a_pruner_stops_the_worse_trial_and_the_sweep_counts_it_done(tmp_path, t
 
 
 def test_an_interrupt_fails_the_held_trial_and_ends_its_runs_killed(tmp_path, tracking):
+    from mlflow.tracking import MlflowClient
+
+    from persist.tracking.runs import OWNER, _active_experiment_id
+
+    orphan = []
+
     class Interrupted(Cheap):
-        def evaluate(self, cfg, trial):
+        def evaluate(self, cfg, trial):  # as if the interrupt hit inside mlflow.start_run, after create_run
+            orphan.append(MlflowClient().create_run(_active_experiment_id(), tags={"persist.owner": OWNER}))
             raise KeyboardInterrupt
 
     spec = SweepSpec(name="int", grid={"seed": [0]}, overrides=("experiment=int",))
@@ -67,6 +74,7 @@ def test_an_interrupt_fails_the_held_trial_and_ends_its_runs_killed(tmp_path, tr
         work(spec, url, None, Interrupted(spec, None, echo=lambda line: None))
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL]
     assert [r.info.status for r in find_runs("tags.`persist.phase` = 'trial'")] == ["KILLED"]
+    assert MlflowClient().get_run(orphan[0].info.run_id).info.status == "KILLED"  # ended on the way out
 
 
 def test_a_journal_storage_runs_only_its_queue(tmp_path, tracking):

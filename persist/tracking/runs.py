@@ -157,6 +157,16 @@ def _owner_gone(run: Run) -> bool:
         return False
 
 
+def end_own_runs(status: str = "KILLED") -> int:
+    """End every run this process owns that is still RUNNING; returns how many. An interrupt that lands
+    inside MLflow's ``start_run`` (after the run is created, before ``phase_run`` can catch anything)
+    leaves a run that no ``with`` block will end: an interrupted sweep worker calls this on its way out."""
+    runs = find_runs(f"tags.`persist.owner` = '{OWNER}' and attributes.status = 'RUNNING'")
+    for run in runs:
+        MlflowClient().set_terminated(run.info.run_id, status)
+    return len(runs)
+
+
 def _resumable(phase: str, tags: dict[str, str], finished_too: bool = False) -> str | None:
     """An interrupted run of this phase and identity; with ``finished_too`` also a finished one, but only
     under the same parent (a resumed landscape run reopens its own slices, never another run's)."""

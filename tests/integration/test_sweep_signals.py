@@ -106,7 +106,10 @@ def test_sigterm_to_the_launcher_stops_everything_and_a_rerun_resumes(tmp_path, 
     assert phases["sweep"] == 1 and phases["trial"] == 2  # the sweep run and the trial runs were reused
     names = {r.data.tags["mlflow.runName"] for r in all_runs if r.data.tags["persist.phase"] == "trial"}
     assert all(name.startswith("trial ") and name.endswith(("mlp@0.25 s0", "mlp@0.25 s1")) for name in names), names
-    assert len([line for line in rerun.stderr.splitlines() if ": train (" in line]) == 2  # a line per phase
+    lines = rerun.stderr.splitlines()
+    started = [line.split(": ")[1] for line in lines if line.endswith(": started")]
+    assert started and sorted(started) == sorted(line.split(": ")[1] for line in lines if ": done, " in line)
+    assert any(line.endswith(" s)") and ": forgetting (" in line for line in lines)  # a line per phase opened
 
 
 @pytest.mark.integration
