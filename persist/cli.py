@@ -497,24 +497,15 @@ def pipeline_cmd(preset, overrides, tracking_uri, experiment, device, seed, prog
                    "or journal:PATH (no heartbeats).")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI for the sweep run and its trials.")
 def sweep_cmd(spec_path, workers, storage, tracking_uri) -> None:
-    """Run an Optuna sweep from a YAML spec: a grid of study members or a search (TPE) over config keys."""
-    from persist.sweep import create_study, launch, load_sweep, open_storage, summary
-    from persist.tracking import log_json, phase_run, setup_tracking
+    """Run an Optuna sweep from a YAML spec: a grid of study members or a search (TPE) over config keys.
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
-    spec = load_sweep(spec_path)
-    storage = storage or None
-    create_study(spec, open_storage(storage, spec))
-    setup_tracking(tracking_uri, spec.base_config().experiment)
-    with phase_run("sweep", None, {"optuna.study": spec.name}, run_name=f"sweep-{spec.name}", resume=False) as run:
-        codes = launch(spec_path, workers, storage, run.info.run_id)
-        trials = summary(spec, storage)
-        log_json(trials, "sweep/trials.json")
-    for trial in trials:
+    The whole spec is checked first. Exit 0 once every trial is complete, whatever happened to workers;
+    Ctrl-C or SIGTERM stops the workers (their trials fail, their runs end KILLED): rerun to resume.
+    """
+    from persist.sweep import run_sweep
+
+    for trial in run_sweep(spec_path, workers, storage or None, tracking_uri):
         click.echo(json.dumps(trial, default=str))
-    if any(codes):
-        raise PersistError(f"{sum(c != 0 for c in codes)} of {workers} sweep workers failed; rerun to continue")
 
 
 @cli.command("sweep-worker")
@@ -527,12 +518,17 @@ def sweep_worker_cmd(spec_path, storage, sweep_run_id, tracking_uri) -> None:
 
     The study must exist: `persist sweep` creates it (and enqueues its grid) once.
     """
-    from persist.sweep import load_sweep, work
+    from persist.sweep import load_sweep, storage_url, work
     from persist.tracking import setup_tracking
 
     spec = load_sweep(spec_path)
+    storage_url(storage)  # refused before any store or experiment is created
     setup_tracking(tracking_uri, spec.base_config().experiment)
-    work(spec, storage, sweep_run_id)
+    try:
+        work(spec, storage, sweep_run_id)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: runs ended KILLED, the held trial FAILED
+        click.echo("interrupted: this worker's trial is marked failed; rerun `persist sweep` to resume", err=True)
+        sys.exit(130)
 
 
 @cli.command("models")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import mlflow
+import psutil
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -193,22 +194,50 @@ def find_finished(phase: str, config_hash: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+def _process_identity(pid: int) -> str | None:
+    """``pid:start-time`` of a live process (None when it is gone): a pid alone can be reused."""
+    try:
+        return f"{pid}:{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
+        return None
+
+
+OWNER = f"{socket.gethostname()}:{_process_identity(os.getpid()) or os.getpid()}"
 
 
 def _owner_gone(run: Run) -> bool:
-    """Whether the process that owns a RUNNING run is dead. A live owner is another worker (or this very
-    process); a run owned by another host cannot be judged from here, so it is left alone."""
-    host, _, pid = run.data.tags.get("persist.owner", ":").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    """Whether the process that owns a RUNNING run is dead: no such pid, a zombie (killed but not yet
+    reaped by its parent), or a pid now reused by another process (its start time differs from the one in
+    the ``persist.owner`` tag, ``host:pid:start``). A live owner is another worker (or this very process);
+    a run owned by another host cannot be judged from here, so it is left alone."""
+    parts = run.data.tags.get("persist.owner", "").split(":")
+    if len(parts) == 3:
+        host, pid, started = parts
+    elif len(parts) == 2:  # tags written before start times were recorded
+        (host, pid), started = parts, None
+    else:
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return started is not None and abs(proc.create_time() - float(started)) > 0.05
+    except psutil.NoSuchProcess:
         return True
-    except PermissionError:
+    except (psutil.Error, ValueError):
         return False
-    return False
+
+
+def end_own_runs(status: str = "KILLED") -> int:
+    """End every run this process owns that is still RUNNING; returns how many. An interrupt that lands
+    inside MLflow's ``start_run`` (after the run is created, before ``phase_run`` can catch anything)
+    leaves a run that no ``with`` block will end: an interrupted sweep worker calls this on its way out."""
+    runs = find_runs(f"tags.`persist.owner` = '{OWNER}' and attributes.status = 'RUNNING'")
+    for run in runs:
+        MlflowClient().set_terminated(run.info.run_id, status)
+    return len(runs)
 
 
 def _resumable(phase: str, tags: dict[str, str], finished_too: bool = False) -> str | None:
@@ -249,6 +278,7 @@ def phase_run(
     also reopens a finished one (slices of a resumed landscape run), so a rerun duplicates nothing.
     """
     all_tags = {"persist.phase": phase, **git_state(), **(tags or {}), "persist.owner": OWNER}
+    _notify("phase", {"phase": phase})
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     active = mlflow.active_run()
@@ -302,3 +332,24 @@ def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str 
     clean = {metric_name(f"{prefix}{k}"): float(v) for k, v in metrics.items()}
     if clean:
         mlflow.log_metrics(clean, step=step)
+        _notify("metrics", {"metrics": clean, "step": step})
+
+
+_OBSERVERS: list[Callable[[str, dict[str, Any]], None]] = []
+
+
+def _notify(event: str, data: dict[str, Any]) -> None:
+    for observer in list(_OBSERVERS):
+        observer(event, data)
+
+
+@contextlib.contextmanager
+def observe(observer: Callable[[str, dict[str, Any]], None]) -> Iterator[None]:
+    """Call ``observer(event, data)`` while inside: ``("phase", {"phase"})`` when a phase run opens and
+    ``("metrics", {"metrics", "step"})`` for every logged batch. A sweep trial prints its progress and
+    reports intermediate values to Optuna (whose pruner may raise) without the phases knowing of Optuna."""
+    _OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(observer)

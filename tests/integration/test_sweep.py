@@ -73,6 +73,9 @@ def run_sweep_with_a_killed_worker(tmp_path: Path, storage: str, tracking: str) 
     per_member = Counter((r.data.tags["persist.phase"], r.data.tags.get("persist.arch"), r.data.tags.get("persist.seed"))
                          for r in finished if r.data.tags["persist.phase"] in ("train", "forgetting"))
     assert set(per_member.values()) == {1} and len(per_member) == 8  # nothing ran twice
+    every = MlflowClient().search_runs([exp.experiment_id], max_results=1000)
+    assert "RUNNING" not in {r.info.status for r in every}  # the killed worker's runs were resumed and finished
+    assert Counter(r.data.tags["persist.phase"] for r in every)["trial"] == 4  # its trial run too
 
 
 @pytest.mark.integration
