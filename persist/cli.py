@@ -63,9 +63,10 @@ def build_config(preset: str, overrides: tuple[str, ...], **shortcuts: Any):
 
 def start(cfg: Any, tracking_uri: str | None) -> None:
     from persist.tracking import setup_tracking
+    from persist.tracking.runs import chosen_experiment
 
     uri = setup_tracking(tracking_uri, cfg.experiment)
-    click.echo(f"tracking: {uri} (experiment '{cfg.experiment}')", err=True)
+    click.echo(f"tracking: {uri} (experiment '{chosen_experiment(cfg.experiment)}')", err=True)
 
 
 @click.group(cls=PersistGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -81,6 +81,7 @@ class PipelineResult:
 def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
     """Every architecture x seed of ``cfg.study``, then the declared analysis over all of them."""
     from persist.phases.analysis import run_analysis_phase
+    from persist.phases.study_row import log_study_rows
 
     members = [(entry, seed) for entry in cfg.study.archs for seed in cfg.study.seeds]
     configs = [architecture_config(cfg, entry, seed) for entry, seed in members]  # validate all before work
@@ -91,6 +92,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> PipelineResult:
         for member in bar:
             bar.set_postfix_str(f"{member.model.arch}@{member.model.width:g} seed {member.seed}")
             result.architectures.append(run_architecture(member, progress=progress))
+        log_study_rows(result.architectures, study.info.run_id, study.info.experiment_id, cfg.study.analysis_spec)
         result.analysis_run_id, result.analysis = run_analysis_phase(
             cfg.study.analysis_spec, experiment=experiment_name(study),
             train_run_ids={member.run_ids["train"] for member in result.architectures})

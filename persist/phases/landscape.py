@@ -23,6 +23,7 @@ from persist.errors import ConfigError
 from persist.landscape import LandscapeGrid, evaluate_grid, random_directions
 from persist.landscape.resume import tensor_digest
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
+from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram
 from persist.topology import (NoiseFloor, aggregate_summaries, grid_baselines, h0_zero_birth_total,
@@ -122,6 +123,7 @@ def log_slice(s: Slice, record: dict, cfg: RunConfig, data_meta: dict, title: st
     log_figure(plot_surface(g.alphas, g.betas, g.loss, title=title), "figures/surface.png")
     log_figure(plot_diagram(s.diagrams, eps=s.noise.value, title=title), "figures/diagram.png")
     log_figure(plot_barcode(s.diagrams, eps=s.noise.value, title=title), "figures/barcode.png")
+    log_slice_figures(g.alphas, g.betas, g.loss, s.diagrams, s.noise.value, title)
 
 
 def log_curvature(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -163,20 +165,21 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
             slice_grid(model, cfg, x, y, k, chunks, progress=False)
         return ""
     tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
-    arch = train_cfg.model.arch
-    with phase_run("landscape", cfg, tags, run_name=f"landscape-{arch}") as run:
+    label = f"{member_label(train_cfg)} s{train_cfg.seed}"
+    with phase_run("landscape", cfg, tags, run_name=run_name("landscape", train_cfg)) as run:
+        log_task_split(task, cfg.landscape.split, x, y)
         if cfg.curvature.enabled:
             started = time.perf_counter()
             log_curvature(model, cfg, task.x_train, task.y_train)
             log_metrics({"curvature_seconds": time.perf_counter() - started}, prefix="landscape/")
         slices = []
         for k in range(cfg.landscape.slices):
-            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice-{k}",
+            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice random-{k}",
                            reopen_finished=True):
                 grid, noise, record = slice_grid(model, cfg, x, y, k, chunks, progress)
                 diagrams, summary = topology_of(grid, cfg, noise)
                 s = Slice(grid, diagrams, summary, noise)
-                log_slice(s, record, cfg, data_meta, f"{arch} slice {k}")
+                log_slice(s, record, cfg, data_meta, f"{label} slice random-{k}")
                 slices.append(s)
         log_metrics(aggregate_summaries([s.summary for s in slices]), prefix="topology/")
         if len(slices) > 1:

@@ -1,6 +1,7 @@
 """The only place that imports mlflow: run lifecycle, tags, artifacts and run lookup."""
 
-from persist.tracking.artifacts import download_artifact, log_directory, log_arrays, log_figure, log_json, read_json
+from persist.tracking.artifacts import (download_artifact, log_arrays, log_directory, log_figure, log_html, log_json,
+                                       read_json)
 from persist.tracking.runs import (
     find_finished,
     find_runs,
@@ -13,6 +14,7 @@ from persist.tracking.runs import (
 )
 
 __all__ = [
-    "download_artifact", "find_finished", "find_runs", "get_run", "log_arrays", "log_directory", "log_figure", "log_json", "log_metrics",
+    "download_artifact", "find_finished", "find_runs", "get_run", "log_arrays", "log_directory", "log_figure",
+    "log_html", "log_json", "log_metrics",
     "phase_run", "read_json", "resolve_tracking_uri", "set_tags", "setup_tracking",
 ]

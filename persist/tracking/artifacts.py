@@ -45,6 +45,13 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
+def log_html(page: Any, artifact_file: str) -> None:
+    """An interactive figure as an HTML artifact (the UI previews ``.html`` files): a page already
+    rendered (str) or a plotly figure, written with plotly.js embedded so it opens offline too."""
+    html = page if isinstance(page, str) else page.to_html(include_plotlyjs=True, full_html=True)
+    mlflow.log_text(html, artifact_file)
+
+
 def download_artifact(run_id: str, artifact_path: str, dst: str | Path | None = None) -> Path:
     """Fetch one artifact of a run to a local path; missing artifacts raise one-line UpstreamRunNotFound."""
     try:
