@@ -31,7 +31,7 @@ def surface_figure(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, titl
                                hovertemplate="θ*<br>loss=%{z:.5g}<extra></extra>"))
     fig.update_layout(title=title or "Loss surface", scene={"xaxis_title": "α (direction 1)",
                                                              "yaxis_title": "β (direction 2)", "zaxis_title": "loss"},
-                      margin={"l": 0, "r": 0, "t": 40, "b": 0}, showlegend=True)
+                      margin={"l": 0, "r": 0, "t": 40, "b": 0}, showlegend=True, legend={"x": 0, "y": 1})
     return fig
 
 
@@ -52,7 +52,7 @@ def diagram_figure(diagrams: Mapping[int, np.ndarray], eps: float | None = None,
     fig.add_trace(go.Scatter(x=line, y=line, mode="lines", line={"color": "grey", "width": 1}, hoverinfo="skip",
                              showlegend=False))
     if eps:
-        fig.add_trace(go.Scatter(x=line + line[::-1], y=[lo + eps, inf + eps, inf, lo], fill="toself",
+        fig.add_trace(go.Scatter(x=line + line[::-1], y=[lo + eps, inf + eps, inf, lo], fill="toself", mode="lines",
                                  fillcolor="rgba(150,150,150,0.2)", line={"width": 0}, hoverinfo="skip",
                                  name=f"noise floor ε = {eps:.3g}"))
     for k in sorted(diagrams):
@@ -69,8 +69,9 @@ def diagram_figure(diagrams: Mapping[int, np.ndarray], eps: float | None = None,
                 marker={"color": color, "size": 11, "symbol": "triangle-up", "line": {"width": 1, "color": "black"}},
                 hovertemplate=f"H{k} essential<br>birth=%{{x:.5g}}<br>death=∞<extra></extra>"))
     fig.add_hline(y=inf, line_dash="dash", line_color="grey", annotation_text="∞", annotation_position="left")
+    pad = 0.04 * (inf - lo)
     fig.update_layout(title=title or "Persistence diagram", xaxis_title="birth (loss)", yaxis_title="death (loss)",
-                      yaxis_scaleanchor="x", template="plotly_white")
+                      xaxis_range=[lo - pad, inf + pad], yaxis_range=[lo - pad, inf + pad], template="plotly_white")
     return fig
 
 
