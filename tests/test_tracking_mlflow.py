@@ -264,3 +264,21 @@ def test_phase_runs_log_inputs_models_html_and_diag(tiny_study):
         assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["digits-A-test"]
     for run in _runs("forgetting"):
         assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"digits-B-train", "digits-A-test"}
+
+
+def test_system_metrics_are_one_environment_variable_away(tracking, monkeypatch):
+    import time
+
+    import mlflow
+
+    from persist.tracking import phase_run
+
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    with phase_run("probe", None, resume=False) as run:
+        deadline = time.time() + 10
+        while time.time() < deadline and "system/cpu_utilization_percentage" not in \
+                mlflow.get_run(run.info.run_id).data.metrics:
+            time.sleep(0.2)
+    assert "system/cpu_utilization_percentage" in mlflow.get_run(run.info.run_id).data.metrics
