@@ -29,6 +29,7 @@ def test_log_metrics_routes_diagnostics(tracking):
 
     from persist.tracking import log_metrics
 
+    mlflow.set_experiment("routes")
     with mlflow.start_run() as run:
         log_metrics({"hessian_trace": 2.5, "hessian_trace_matvecs": 32}, prefix="curvature/")
     metrics = mlflow.get_run(run.info.run_id).data.metrics
@@ -80,6 +81,7 @@ def test_dataset_inputs_carry_name_digest_split_and_classes(tracking):
     from persist.phases.records import log_task_split
 
     task = load_task("digits", "A", seed=0)
+    mlflow.set_experiment("inputs")
     with mlflow.start_run() as run:
         log_task_split(task, "val")
         log_task_split(task, "test", task.x_test[:32], task.y_test[:32])
@@ -106,6 +108,7 @@ def test_logged_model_reloads_with_the_same_outputs_and_linked_metrics(tracking,
     torch.manual_seed(0)
     model = create_model("cnn", 5, 1, 8, 0.25).eval()
     x = torch.randn(16, 1, 8, 8)
+    mlflow.set_experiment("models")
     with mlflow.start_run() as run:
         uri = log_trained_model(model, x, {"train/test_accuracy": 0.75, "diag/x_seconds": 1.0})
     loaded = mlflow.pytorch.load_model(uri)
@@ -164,51 +167,44 @@ TINY = ["train.epochs=2", "landscape.resolution=5", "landscape.slices=1", "lands
         "study.archs=mlp@0.25,mlp@0.5", "study.seeds=0,1", "experiment=tiny-study"]
 
 
-@pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory, template_db):
-    """One tiny pipeline (2 widths x 2 seeds), with logged models, shared by the tests below."""
-    import shutil
-
-    import mlflow
-
+def run_tiny_study(root):
+    """One tiny pipeline (2 widths x 2 seeds) with logged models, in the store ``root/mlflow.db``."""
     from persist.pipeline import run_pipeline
     from persist.tracking import setup_tracking
 
-    root = tmp_path_factory.mktemp("tiny-study")
-    shutil.copy(template_db, root / "mlflow.db")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    mp.setenv("PERSIST_WORKDIR", str(root / ".persist"))
-    mp.setenv("PERSIST_LOG_MODEL", "1")
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
-        mp.delenv(name, raising=False)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = override(preset("smoke"), TINY)
     setup_tracking(uri, cfg.experiment)
-    result = run_pipeline(cfg, progress=False)
-    yield result
-    while mlflow.active_run():
-        mlflow.end_run()
-    mp.undo()
+    return run_pipeline(cfg, progress=False), uri
 
 
-def _runs(phase: str):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
+def _runs(client, phase: str):
     exp = client.get_experiment_by_name("tiny-study")
     return client.search_runs([exp.experiment_id], f"tags.`persist.phase` = '{phase}'", max_results=100)
 
 
 @pytest.mark.slow
-def test_every_architecture_run_carries_its_study_row(tiny_study):
+def test_a_tiny_pipeline_is_browsable_the_mlflow_way(tracking, tmp_path, monkeypatch):
+    """One pipeline, every check (a module fixture would run twice under xdist)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    runs = {r.info.run_id: r for r in _runs("architecture")}
+    import mlflow
+
+    monkeypatch.setenv("PERSIST_LOG_MODEL", "1")
+    try:
+        result, uri = run_tiny_study(tmp_path)
+    finally:  # the next test's fresh store has only the Default experiment
+        mlflow.set_experiment(experiment_id="0")
+    client = MlflowClient(tracking_uri=uri)
+    check_study_rows(client, result)
+    check_study_run(client, result)
+    check_phase_runs(client, result)
+
+
+def check_study_rows(client, result):
+    runs = {r.info.run_id: r for r in _runs(client, "architecture")}
     assert len(runs) == 4
-    for member in tiny_study.architectures:
+    for member in result.architectures:
         arch = runs[member.run_ids["architecture"]].data
         landscape = client.get_run(member.run_ids["landscape"]).data.metrics
         forgetting = client.get_run(member.run_ids["forgetting"]).data.metrics
@@ -221,48 +217,42 @@ def test_every_architecture_run_carries_its_study_row(tiny_study):
         assert m["study/task_a_accuracy"] == train["train/test_accuracy"]
         assert arch.tags["persist.member"] == f"mlp@{member.width:g}"
         assert not [k for k in arch.params if k.startswith("study.")]
-    means = {r.data.tags["persist.member"]: r.data.metrics for r in _runs("architecture_mean")}
+    means = {r.data.tags["persist.member"]: r.data.metrics for r in _runs(client, "architecture_mean")}
     assert set(means) == {"mlp@0.25", "mlp@0.5"}
-    seeds = [runs[m.run_ids["architecture"]].data.metrics["study/aurc"] for m in tiny_study.architectures
+    seeds = [runs[m.run_ids["architecture"]].data.metrics["study/aurc"] for m in result.architectures
              if m.width == 0.25]
     assert means["mlp@0.25"]["study/aurc"] == pytest.approx(np.mean(seeds))
     assert means["mlp@0.25"]["study/n_seeds"] == 2
 
 
-@pytest.mark.slow
-def test_study_run_holds_the_joined_table_and_no_member_params(tiny_study):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    study = client.get_run(tiny_study.study_run_id)
+def check_study_run(client, result):
+    study = client.get_run(result.study_run_id)
     assert "model.arch" not in study.data.params and study.data.params["study.seeds"] == "0,1"
     table = client.load_table(study.info.experiment_id, "study/table.json", run_ids=[study.info.run_id])
     assert len(table) == 4 and set(table["member"]) == {"mlp@0.25", "mlp@0.5"}
     assert {"study/h1_total", "study/ret_5", "study/params", "architecture_run_id"} <= set(table.columns)
 
 
-@pytest.mark.slow
-def test_phase_runs_log_inputs_models_html_and_diag(tiny_study):
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    for run in _runs("train"):
-        assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"digits-A-train", "digits-A-val", "digits-A-test"}
-        assert run.info.run_name == f"train mlp@{float(run.data.tags['persist.width']):g} s{run.data.tags['persist.seed']}"
-    models = mlflow.search_logged_models(experiment_ids=[client.get_experiment_by_name("tiny-study").experiment_id],
-                                         output_format="list")
-    assert len(models) == 4 and {m.source_run_id for m in models} == {r.info.run_id for r in _runs("train")}
-    for run in _runs("landscape_slice"):
+def check_phase_runs(client, result):
+    trains = _runs(client, "train")
+    for run in trains:
+        inputs = {i.dataset.name for i in run.inputs.dataset_inputs}
+        assert inputs == {"digits-A-train", "digits-A-val", "digits-A-test"}
+        tags = run.data.tags
+        assert run.info.run_name == f"train mlp@{float(tags['persist.width']):g} s{tags['persist.seed']}"
+    exp_id = client.get_experiment_by_name("tiny-study").experiment_id
+    models = client.search_logged_models(experiment_ids=[exp_id])
+    assert len(models) == 4 and {m.source_run_id for m in models} == {r.info.run_id for r in trains}
+    for run in _runs(client, "landscape_slice"):
         assert run.info.run_name == "slice random-0"
         files = {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
         assert {"figures/surface.png", "figures/interactive.html"} <= files
-    for run in _runs("landscape"):
+    for run in _runs(client, "landscape"):
         assert "diag/curvature/hessian_trace_matvecs" in run.data.metrics
         assert not [k for k in run.data.metrics if k.endswith(("_matvecs", "_residual", "_converged", "seconds"))
                     and not k.startswith("diag/")]
         assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["digits-A-test"]
-    for run in _runs("forgetting"):
+    for run in _runs(client, "forgetting"):
         assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"digits-B-train", "digits-A-test"}
 
 
@@ -276,6 +266,7 @@ def test_system_metrics_are_one_environment_variable_away(tracking, monkeypatch)
     monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    mlflow.set_experiment("system")
     with phase_run("probe", None, resume=False) as run:
         deadline = time.time() + 10
         while time.time() < deadline and "system/cpu_utilization_percentage" not in \
