@@ -175,9 +175,10 @@ def build_config(preset: str, overrides: tuple[str, ...], **shortcuts: Any):
 def start(cfg: Any, tracking_uri: str | None) -> str:
     """Create (or open) the store and select the experiment: only after every input has been checked."""
     from persist.tracking import setup_tracking
+    from persist.tracking.runs import chosen_experiment
 
     uri = setup_tracking(tracking_uri, cfg.experiment)
-    return f"tracking: {uri} (experiment '{cfg.experiment}')"
+    return f"tracking: {uri} (experiment '{chosen_experiment(cfg.experiment)}')"
 
 
 def report(tracking_line: str, payload: dict[str, Any]) -> None:

@@ -183,8 +183,9 @@ class TrainConfig(Section):
     }
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
-        yield (self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
-               f"train.warmup_epochs ({self.warmup_epochs}) must be shorter than train.epochs ({self.epochs})")
+        # equal is allowed: a one-epoch smoke run may warm up throughout (the cosine part is then empty)
+        yield (self.warmup_epochs <= self.epochs,
+               f"train.warmup_epochs ({self.warmup_epochs}) must not exceed train.epochs ({self.epochs})")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
     analysis then covers the members that finished. ``fail_fast`` stops at the first failure instead.
     """
     from persist.phases.analysis import run_analysis_phase
+    from persist.phases.study_row import log_study_rows
 
     members = [(entry, seed) for entry in cfg.study.archs for seed in cfg.study.seeds]
     configs = [architecture_config(cfg, entry, seed) for entry, seed in members]  # validate all before work
@@ -129,6 +130,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
                                                    for m in result.missing)[:5000]})
         if not result.architectures:
             raise PersistError(f"every study member failed (first: {result.missing[0]['reason']})")
+        log_study_rows(result.architectures, study.info.run_id, study.info.experiment_id, cfg.study.analysis_spec)
         result.analysis_run_id, result.analysis = run_analysis_phase(
             cfg.study.analysis_spec, experiment=experiment_name(study),
             train_run_ids={member.run_ids["train"] for member in result.architectures})

@@ -41,6 +41,7 @@ def tracking(tmp_path, template_db, monkeypatch) -> str:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("PERSIST_WORKDIR", str(tmp_path / ".persist"))
+    monkeypatch.setenv("PERSIST_LOG_MODEL", "0")  # ~2 s per trained model; tests/test_tracking_mlflow.py turns it on
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(uri)

@@ -41,7 +41,7 @@ from persist.errors import ConfigError
     ("model.width=0", "model.width must be in (0, 64], got 0.0"),
     ("seed=-1", "seed must be >= 0, got -1"),
     ("train.warmup_epochs=-3", "train.warmup_epochs must be >= 0, got -3"),
-    ("train.warmup_epochs=15", "train.warmup_epochs (15) must be shorter than train.epochs (15)"),
+    ("train.warmup_epochs=16", "train.warmup_epochs (16) must not exceed train.epochs (15)"),
     ("forgetting.steps=", "forgetting.steps must list at least one evaluation step"),
     ("forgetting.steps=0,-5", "forgetting.steps must be >= 0, got -5"),
     ("train.lr=nan", "train.lr must be > 0, got nan"),
@@ -77,7 +77,7 @@ def test_architectures_must_take_the_datasets_input():
 def test_direct_construction_is_checked_too():
     with pytest.raises(ConfigError, match="landscape.split must be one of"):
         LandscapeConfig(split="tset")
-    with pytest.raises(ConfigError, match=r"train.warmup_epochs \(5\) must be shorter than train.epochs \(3\)"):
+    with pytest.raises(ConfigError, match=r"train.warmup_epochs \(5\) must not exceed train.epochs \(3\)"):
         TrainConfig(epochs=3, warmup_epochs=5)
     with pytest.raises(ConfigError, match="forgetting.steps must list at least one"):
         ForgettingConfig(steps=())

@@ -7,8 +7,17 @@ import json
 from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
-from persist.phases.common import (clear_workdir, load_trained_model, model_shape, np_hooks, run_tags,
-                                   save_model_artifact, task_of, workdir)
+from persist.phases.common import (
+    clear_workdir,
+    load_trained_model,
+    model_shape,
+    np_hooks,
+    run_tags,
+    save_model_artifact,
+    task_of,
+    workdir,
+)
+from persist.phases.records import log_task_split, member_label, run_name
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
@@ -28,7 +37,9 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
     f = cfg.forgetting
     key = forgetting_hash(cfg, train_run_id)
     tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
-    with phase_run("forgetting", cfg, tags, run_name=f"forgetting-{train_cfg.model.arch}") as run:
+    with phase_run("forgetting", cfg, tags, run_name=run_name("forgetting", train_cfg)) as run:
+        log_task_split(task_b, "train")
+        log_task_split(task_a, "test")
         result = run_sequential(
             model, task_a, task_b, steps=max(f.steps), eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr,
             momentum=f.momentum, weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
@@ -51,7 +62,8 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
         model.load_state_dict(result.final_state)
         save_model_artifact(model, "final", model_shape(task_a.num_classes + task_b.num_classes,
                                                         task_a.in_channels, task_a.image_size))
-        log_figure(plot_forgetting(result.curve, f"{train_cfg.model.arch}: task A while training task B"),
+        title = f"{member_label(train_cfg)} s{train_cfg.seed}: task A while training task B"
+        log_figure(plot_forgetting(result.curve, title),
                    "figures/forgetting.png")
     clear_workdir("forgetting", key)
     return run.info.run_id

@@ -28,6 +28,7 @@ from persist.landscape import Directions, LandscapeGrid, evaluate_grid, random_d
 from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
+from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram, plot_landscape_profile
 from persist.topology import aggregate_summaries, pairwise_distances
@@ -45,6 +46,7 @@ from persist.tracking import (
 
 SECTIONS = ("landscape", "topology", "curvature")
 SLICE_DONE = "persist.slice_complete"
+CURVATURE_DONE = "persist.curvature_complete"  # a resumed landscape run skips finished curvature
 
 
 def landscape_hash(cfg: RunConfig, train_run_id: str) -> str:
@@ -181,6 +183,8 @@ def log_figures(g: LandscapeGrid, topo: GridTopology, record: dict, title: str) 
     log_figure(plot_diagram(topo.diagrams, eps=eps, title=title), "figures/diagram.png")
     log_figure(plot_barcode(topo.diagrams, eps=eps, title=title), "figures/barcode.png")
     log_figure(plot_landscape_profile(topo.merge_tree, eps=eps, title=title), "figures/landscape_profile.png")
+    if g.dims >= 2:  # the interactive surface of the first plane through theta*
+        log_slice_figures(g.axes[0], g.axes[1], g.plane(0, 1), topo.diagrams, eps, title)
 
 
 def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig, data_meta: dict, title: str) -> None:
@@ -230,7 +234,8 @@ def _finished_slice(run_id: str, dims: int) -> tuple[dict[int, np.ndarray], dict
     run = get_run(run_id)
     if run.data.tags.get(SLICE_DONE) != "1":
         return None
-    summary = {k[len("topology/"):]: v for k, v in run.data.metrics.items() if k.startswith("topology/")}
+    summary = {k.removeprefix("diag/")[len("topology/"):]: v for k, v in run.data.metrics.items()
+               if k.removeprefix("diag/").startswith("topology/")}  # key metrics and diagnostics alike
     diagrams = {}
     for d in range(dims):
         with downloaded(run_id, f"persistence/h{d}.npy") as path:
@@ -263,23 +268,25 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
         return ""
     key = landscape_hash(cfg, train_run_id)
     tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
-    arch = train_cfg.model.arch
+    label = f"{member_label(train_cfg)} s{train_cfg.seed}"
     family = cfg.landscape.directions
-    with phase_run("landscape", cfg, tags, run_name=f"landscape-{arch}") as run:
-        if cfg.curvature.enabled and "landscape/curvature_seconds" not in get_run(run.info.run_id).data.metrics:
+    with phase_run("landscape", cfg, tags, run_name=run_name("landscape", train_cfg)) as run:
+        log_task_split(task, cfg.landscape.split, x, y)
+        if cfg.curvature.enabled and get_run(run.info.run_id).data.tags.get(CURVATURE_DONE) != "1":
             started = time.perf_counter()
             log_curvature(model, cfg, task.x_train, task.y_train)
             log_metrics({"curvature_seconds": time.perf_counter() - started}, prefix="landscape/")
+            set_tags({CURVATURE_DONE: "1"})
         diagrams, summaries = [], []
         for k in range(num_slices(cfg)):
-            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice-{k}",
+            with phase_run("landscape_slice", None, {**tags, "persist.slice": str(k)}, run_name=f"slice {family}-{k}",
                            reopen_finished=True) as slice_run:
                 done = _finished_slice(slice_run.info.run_id, cfg.landscape.dims)
                 if done is None:
                     directions = slice_directions(model, cfg, task, k, chunks, train_run_id, modes)
                     grid, halves = slice_grid(model, cfg, directions, x, y, k, chunks, progress)
                     topo = topology_of(grid, halves, cfg)
-                    log_slice(grid, topo, directions.record, cfg, data_meta, f"{arch} {family} slice {k}")
+                    log_slice(grid, topo, directions.record, cfg, data_meta, f"{label} slice {family}-{k}")
                     set_tags({SLICE_DONE: "1"})
                     done = topo.diagrams, topo.summary
             diagrams.append(done[0])

@@ -8,6 +8,7 @@ from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
 from persist.phases.common import clear_workdir, model_shape, np_hooks, run_tags, save_model_artifact, task_of, workdir
+from persist.phases.records import log_task_split, log_trained_model, member_label, run_name
 from persist.plots.training import plot_training
 from persist.tracking import log_figure, log_metrics, phase_run
 from persist.training import evaluate, train
@@ -29,7 +30,9 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
     model.to(device)
     key = train_hash(cfg)
     tags = run_tags(cfg, **{"persist.config_hash": key})
-    with phase_run("train", cfg, tags, parent_run_id, run_name=f"train-{cfg.model.arch}") as run:
+    with phase_run("train", cfg, tags, parent_run_id, run_name=run_name("train", cfg)) as run:
+        for split in ("train", "val", "test"):
+            log_task_split(task, split)
         hooks = np_hooks(cfg, cfg.train.np_every, cfg.train.np_patience, cfg.train.np_burn_in)
         result = train(cfg.train, model, task, seed=cfg.seed, augment=cfg.data.augment, hooks=hooks,
                        checkpoint_path=workdir("train", key) / "state.pt",
@@ -38,14 +41,16 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
         test = evaluate(model, task.x_test, task.y_test)
         if result.stopped_early:
             log_metrics({"np_stopped_epoch": len(result.history) - 1}, prefix="train/")
-        log_metrics({"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-                     "test_accuracy": test["accuracy"], "test_loss": test["loss"]}, prefix="train/")
-        log_metrics({"num_params": count_parameters(model)}, prefix="model/")
+        key_metrics = {"train/best_epoch": result.best_epoch, "train/best_val_accuracy": result.best_val_accuracy,
+                       "train/test_accuracy": test["accuracy"], "train/test_loss": test["loss"],
+                       "model/num_params": count_parameters(model)}
+        log_metrics(key_metrics)
         save_model_artifact(model, "best", model_shape(task.num_classes, task.in_channels, task.image_size),
                             epoch=result.best_epoch)
         if result.snapshots:  # parameter snapshots for trajectory-PCA landscapes (train.snapshots)
             save_model_artifact(model, "snapshots", {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
-        log_figure(plot_training(result.history, f"{cfg.model.arch} on {cfg.data.dataset} task A"),
+        log_trained_model(model, task.x_test, key_metrics)
+        log_figure(plot_training(result.history, f"{member_label(cfg)} s{cfg.seed} on {cfg.data.dataset} task A"),
                    "figures/training.png")
     clear_workdir("train", key)
     return run.info.run_id

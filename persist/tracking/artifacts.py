@@ -46,6 +46,13 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
+def log_html(page: Any, artifact_file: str) -> None:
+    """An interactive figure as an HTML artifact (the UI previews ``.html`` files): a page already
+    rendered (str) or a plotly figure, written with plotly.js embedded so it opens offline too."""
+    html = page if isinstance(page, str) else page.to_html(include_plotlyjs=True, full_html=True)
+    mlflow.log_text(html, artifact_file)
+
+
 @contextlib.contextmanager
 def downloaded(run_id: str, artifact_path: str) -> Iterator[Path]:
     """One artifact of a run as a local file that exists only inside the ``with`` block.
@@ -55,11 +62,7 @@ def downloaded(run_id: str, artifact_path: str) -> Iterator[Path]:
     raise a one-line UpstreamRunNotFound.
     """
     with tempfile.TemporaryDirectory(prefix="persist-artifact-") as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp)
-        except (mlflow.exceptions.MlflowException, OSError):
-            raise UpstreamRunNotFound(f"run '{run_id}' has no artifact '{artifact_path}'") from None
-        yield Path(local)
+        yield download_artifact(run_id, artifact_path, tmp)
 
 
 def download_artifact(run_id: str, artifact_path: str, dst: str | Path) -> Path:

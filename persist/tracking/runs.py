@@ -84,7 +84,7 @@ def setup_tracking(uri: str | None, experiment: str | None, create: bool = True)
     if experiment is not None and not create and not experiment_exists(experiment):
         raise UpstreamRunNotFound(f"experiment '{experiment}' not found in the tracking store {resolved}")
     if experiment is not None and not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(experiment)
+        describe_experiment(mlflow.set_experiment(experiment).experiment_id)
     return resolved
 
 
@@ -101,6 +101,37 @@ def _open_store(uri: str, db: Path | None) -> None:
 
 def experiment_exists(name: str) -> bool:
     return mlflow.get_experiment_by_name(name) is not None
+
+
+EXPERIMENT_DESCRIPTION = (
+    "persist study: does the topology of a trained network's loss landscape predict how much it forgets on a "
+    "new task, beyond model size? Architecture runs (tag persist.phase = 'architecture') carry the study row: "
+    "study/* metrics (topology, curvature, retention, AURC, parameters, task-A accuracy) side by side; compare "
+    "them with the runs table, scatter or parallel-coordinates charts. Phase runs (train, landscape, "
+    "forgetting) are their children; diagnostics sit under diag/."
+)
+
+
+def describe_experiment(experiment_id: str) -> None:
+    """Kind and description tags of an experiment (``mlflow.note.content`` is the UI's description)."""
+    client = MlflowClient()
+    tags = client.get_experiment(experiment_id).tags
+    if tags.get("mlflow.experimentKind") != "custom_model_development":
+        client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    if not tags.get("mlflow.note.content"):
+        client.set_experiment_tag(experiment_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
+
+
+def chosen_experiment(requested: str) -> str:
+    """The experiment runs will land in: under ``mlflow run`` (``MLFLOW_RUN_ID`` set) the one it chose,
+    whatever ``--experiment`` or the preset say; else ``requested``."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return requested
+    client = MlflowClient()
+    exp_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or client.get_run(run_id).info.experiment_id
+    name = client.get_experiment(exp_id).name
+    return name if name == requested else f"{name}, chosen by mlflow run"
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,6 +300,7 @@ def phase_run(
     run_name: str | None = None,
     resume: bool = True,
     reopen_finished: bool = False,
+    sections: tuple[str, ...] | None = None,
 ) -> Iterator[Run]:
     """Open (attach, resume or create) a phase run, tag it, log its config; FAILED on error.
 
@@ -276,6 +308,8 @@ def phase_run(
     (``mlflow run``), that run is used. With ``resume``, an interrupted run of the same identity (phase,
     config hash, upstream, slice, code version) whose process is gone is continued; ``reopen_finished``
     also reopens a finished one (slices of a resumed landscape run), so a rerun duplicates nothing.
+    Params are the config ``sections`` the phase depends on (default: :data:`PHASE_SECTIONS`), never
+    empty values; ``config/resolved.json`` always holds the whole config.
     """
     all_tags = {"persist.phase": phase, **git_state(), **(tags or {}), "persist.owner": OWNER}
     _notify("phase", {"phase": phase})
@@ -283,22 +317,27 @@ def phase_run(
         all_tags["mlflow.parentRunId"] = parent_run_id
     active = mlflow.active_run()
     run_id = None
+    attached = False
     if active is None and os.environ.get("MLFLOW_RUN_ID"):
         # attach to the run `mlflow run` created, once: MLflow's start_run() would otherwise reattach to it
         # instead of creating children, and subprocesses (sweep workers) would resume it too
-        run_id = os.environ.pop("MLFLOW_RUN_ID")
+        run_id, attached = os.environ.pop("MLFLOW_RUN_ID"), True
     elif resume:
         parent = parent_run_id or (active.info.run_id if active is not None else None)
         identity = {**all_tags, **({"mlflow.parentRunId": parent} if parent else {})}
         run_id = _resumable(phase, identity, reopen_finished)
-    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=active is not None,
-                           parent_run_id=parent_run_id if run_id is None else None, tags=all_tags)
+    # the run `mlflow run` made has a random name: give it persist's; a resumed run keeps its own
+    run = mlflow.start_run(run_id=run_id, run_name=run_name if run_id is None or attached else None,
+                           nested=active is not None, parent_run_id=parent_run_id if run_id is None else None,
+                           tags=all_tags)
     try:
+        if attached:
+            describe_experiment(run.info.experiment_id)
         if run_id is not None:
             parent = parent_run_id or (active.info.run_id if active is not None else None)
             mlflow.set_tags({**all_tags, **({"mlflow.parentRunId": parent} if parent else {})})  # re-parent
         if cfg is not None:
-            _log_config(cfg)
+            _log_config(cfg, sections if sections is not None else PHASE_SECTIONS.get(phase))
         yield run
     except Exception:
         mlflow.end_run(status="FAILED")
@@ -310,9 +349,29 @@ def phase_run(
         mlflow.end_run(status="FINISHED")
 
 
-def _log_config(cfg: Any) -> None:
+# The config sections each phase depends on, logged as its params: a study run does not claim one
+# member's `model.arch`, a landscape run does not list the task-B learning rate. Phases not listed log all.
+_PHASES = ("train", "landscape", "topology", "curvature", "forgetting")
+PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "train": ("seed", "device", "data", "model", "train"),
+    "landscape": ("device", "landscape", "topology", "curvature"),
+    "forgetting": ("device", "forgetting"),
+    "neural_persistence": ("neural_persistence",),
+    "architecture": ("seed", "device", "data", "model", *_PHASES),
+    "pipeline": ("experiment", "device", "data", "study", *_PHASES),
+}
+
+
+def config_params(cfg: Any, sections: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Flattened ``cfg`` restricted to top-level ``sections`` (all when None), without empty values."""
+    flat = flatten(cfg)
+    keep = {k: v for k, v in flat.items() if sections is None or k.split(".")[0] in sections}
+    return {k: str(v) for k, v in keep.items() if v is not None and str(v) != ""}
+
+
+def _log_config(cfg: Any, sections: tuple[str, ...] | None = None) -> None:
     existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
-    params = {k: str(v) for k, v in flatten(cfg).items() if k not in existing}
+    params = {k: v for k, v in config_params(cfg, sections).items() if k not in existing}
     if params:
         mlflow.log_params(params)
     mlflow.log_dict(to_dict(cfg), "config/resolved.json")
@@ -327,9 +386,21 @@ def metric_name(name: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", name)
 
 
+# Solver and bookkeeping quantities: needed to trust a number, not to compare runs. They go under
+# ``diag/`` so the key metrics of a run (what compare and charts offer first) are not buried among them.
+DIAGNOSTIC = re.compile(r"(_matvecs|_residual|_converged|_evaluations|_nonfinite|nonfinite_nodes|seconds|"
+                        r"subset_size|_samples|_base_loss)(_mean|_sd)?$")
+
+
+def diag_name(name: str) -> str:
+    """``curvature/lambda_max_residual`` -> ``diag/curvature/lambda_max_residual``; key metrics unchanged."""
+    return f"diag/{name}" if DIAGNOSTIC.search(name) and not name.startswith("diag/") else name
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:
-    """Batch-log scalars (one call, not one per key) under an optional ``phase/`` prefix."""
-    clean = {metric_name(f"{prefix}{k}"): float(v) for k, v in metrics.items()}
+    """Batch-log scalars (one call, not one per key) under an optional ``phase/`` prefix; diagnostics
+    (solver iterations, residuals, convergence flags, timings) land under ``diag/``."""
+    clean = {diag_name(metric_name(f"{prefix}{k}")): float(v) for k, v in metrics.items()}
     if clean:
         mlflow.log_metrics(clean, step=step)
         _notify("metrics", {"metrics": clean, "step": step})
