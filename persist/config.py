@@ -245,7 +245,7 @@ class TopologyConfig(Section):
     # stability = 2 max|L_half1 - L_half2|; bottleneck = 2 d_B(half1, half2 diagrams), per dim; bootstrap = 2 x the
     # (1 - alpha) quantile of the bootstrap distance (Fasy et al. 2014; needs per-example losses), per dim;
     # fixed = noise_floor; none = 0. An unavailable floor falls back (bootstrap -> bottleneck -> none), recorded.
-    floor: Literal["stability", "bottleneck", "bootstrap", "fixed", "none"] = "stability"
+    floor: Literal["stability", "bottleneck", "bootstrap", "fixed", "none"] = "bottleneck"
     noise_floor: float = -1.0  # >= 0: a given epsilon (filtration units), i.e. floor=fixed; < 0: measured
     noise_source: Literal["subset", "none"] = "subset"  # subset (two disjoint data halves, no extra cost) | none
     bootstrap_samples: int = 200  # resamples of the examples (with replacement) for floor=bootstrap
@@ -258,7 +258,8 @@ class TopologyConfig(Section):
              "bootstrap_seed": NON_NEGATIVE}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
-        yield (self.noise_floor < 0 or self.floor in ("fixed", "stability"),
+        # a given epsilon is a fixed floor whatever the (default) measured floor; asking to resample too is a contradiction
+        yield (self.noise_floor < 0 or self.floor != "bootstrap",
                f"topology.noise_floor={self.noise_floor} gives a fixed floor but topology.floor is '{self.floor}'; "
                "set topology.floor=fixed or topology.noise_floor=-1")
         yield (self.floor != "fixed" or self.noise_floor >= 0,

@@ -148,7 +148,7 @@ def test_2d_summary_keeps_the_phase_metrics_bit_for_bit():
     rng = np.random.default_rng(4)
     halves = tuple(f * rng.gamma(4.0, 0.25, size=f.shape + (30,)).mean(-1) for _ in range(2))
     loss = (halves[0] + halves[1]) / 2
-    topo = grid_topology(loss, halves, None, TopologyConfig())
+    topo = grid_topology(loss, halves, None, TopologyConfig(floor="stability"))  # the floor the old phase used
     old = old_phase_summary(loss, halves)
     assert {k: topo.summary[k] for k in old} == old
     assert topo.floor_used == "stability" and topo.noise_floor == old["noise_floor"]
@@ -206,7 +206,8 @@ def test_an_unavailable_floor_falls_back_and_says_why():
 @pytest.mark.parametrize(
     "cfg, floor, needs",
     [
-        (TopologyConfig(), "stability", (True, False)),
+        (TopologyConfig(), "bottleneck", (True, False)),  # the default: free, and it does not hide structure
+        (TopologyConfig(floor="stability"), "stability", (True, False)),
         (TopologyConfig(noise_floor=0.1), "fixed", (False, False)),  # the older spelling of a fixed floor
         (TopologyConfig(floor="fixed", noise_floor=0.0), "fixed", (False, False)),
         (TopologyConfig(noise_source="none"), "none", (False, False)),  # the older spelling of no floor
