@@ -288,7 +288,7 @@ def _render(value: Any) -> str:
 def grid_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
     keys = list(spec.grid)
     for values in itertools.product(*(spec.grid[k] for k in keys)):
-        yield dict(zip(keys, values))
+        yield dict(zip(keys, values, strict=True))
 
 
 def defaults(spec: SweepSpec) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def measure_curvature(
         raise ConfigError(f"unknown curvature option '{unknown[0]}'; choose from: {', '.join(sorted(known))}")
     values: dict[str, float] = {}
     failures: dict[str, str] = {}
-    for name, fn in zip(measures, selected):
+    for name, fn in zip(measures, selected, strict=True):
         accepted = {k: v for k, v in options.items() if k in measure_options(name)}
         try:
             values.update(fn(model, x, y, batch_size=batch_size, seed=seed, **accepted))

@@ -58,7 +58,7 @@ class ForgettingCurve:
             out[f.name] = [_json_float(v) for v in value.tolist()] if isinstance(value, np.ndarray) else value
         for name in ACCURACIES:
             lo, hi = self.interval(name)
-            out[f"{name}_ci95"] = [[float(a), float(b)] for a, b in zip(lo, hi)]
+            out[f"{name}_ci95"] = [[float(a), float(b)] for a, b in zip(lo, hi, strict=True)]
         return out
 
     @classmethod
@@ -81,7 +81,7 @@ def summarize(curve: ForgettingCurve, aurc_axis: AurcAxis = "linear") -> dict[st
     """
     ret, ret_masked = retention(curve.task_a_acc), retention(curve.task_a_acc_masked)
     summary: dict[str, float] = {}
-    for k, r, rm in zip(curve.steps[1:].tolist(), ret[1:], ret_masked[1:]):
+    for k, r, rm in zip(curve.steps[1:].tolist(), ret[1:], ret_masked[1:], strict=True):
         summary[f"ret_{k}"] = float(r)
         summary[f"ret_masked_{k}"] = float(rm)
     summary.update(

@@ -113,7 +113,7 @@ def check_directions(directions: Directions, layout: FlatLayout) -> None:
         if set(d) != set(layout.names):
             missing = sorted(set(layout.names) ^ set(d))[:3]
             raise ConfigError(f"directions.{name} does not match the model's parameters (e.g. {missing})")
-        for key, shape in zip(layout.names, layout.shapes):
+        for key, shape in zip(layout.names, layout.shapes, strict=True):
             if d[key].shape != shape:
                 raise ConfigError(
                     f"directions.{name}['{key}'] has shape {tuple(d[key].shape)}, the model {tuple(shape)}")

@@ -18,8 +18,16 @@ import torch.nn as nn
 
 from persist.errors import ConfigError
 from persist.landscape.nodes import (
-    METHODS, PRECISIONS, Method, NodeEvaluator, Precision, check_choice, check_positive, choose_method,
-    nonfinite_to_inf, tf32_policy,
+    METHODS,
+    PRECISIONS,
+    Method,
+    NodeEvaluator,
+    Precision,
+    check_choice,
+    check_positive,
+    choose_method,
+    nonfinite_to_inf,
+    tf32_policy,
 )
 from persist.landscape.parameters import FlatLayout, check_same_device, combine, parameter_layout, preserved_state
 
@@ -41,7 +49,7 @@ class PathResult:
 
 
 def _check_endpoint(name: str, state: Mapping[str, torch.Tensor], layout: FlatLayout) -> None:
-    for key, shape in zip(layout.names, layout.shapes):
+    for key, shape in zip(layout.names, layout.shapes, strict=True):
         if key not in state:
             raise ConfigError(f"{name} lacks parameter '{key}' of the model")
         if state[key].shape != shape:

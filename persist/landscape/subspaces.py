@@ -222,7 +222,7 @@ def mode_directions(model: nn.Module, state_b: Mapping[str, torch.Tensor], state
     """
     layout = parameter_layout(model)
     for name, state in (("B", state_b), ("C", state_c)):
-        for key, shape in zip(layout.names, layout.shapes):
+        for key, shape in zip(layout.names, layout.shapes, strict=True):
             if key not in state or tuple(state[key].shape) != tuple(shape):
                 raise ConfigError(f"mode {name} does not match the model's parameter '{key}' (another architecture?)")
     flat = [layout.flatten(s).double().cpu() for s in (dict(model.named_parameters()), state_b, state_c)]

@@ -56,7 +56,7 @@ class CifarResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         inplanes = widths[0]
-        for index, (planes, blocks) in enumerate(zip(widths, layers)):
+        for index, (planes, blocks) in enumerate(zip(widths, layers, strict=True)):
             stage = _stage(block, inplanes, planes, blocks, stride=1 if index == 0 else 2)
             self.add_module(f"layer{index + 1}", stage)
             inplanes = planes * block.expansion

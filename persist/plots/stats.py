@@ -138,7 +138,7 @@ def prediction_plot(
     span = (everything.min(), everything.max())
     pad = 0.05 * (span[1] - span[0] or 1.0)
     limits = (span[0] - pad, span[1] + pad)
-    for ax, (name, yhat) in zip(axes[0], predictions.items()):
+    for ax, (name, yhat) in zip(axes[0], predictions.items(), strict=True):
         ax.plot(limits, limits, color="0.6", lw=1, ls="--", zorder=0)
         _labelled_points(ax, observed, np.asarray(yhat, float), labels)
         ax.set(xlim=limits, ylim=limits, xlabel=f"observed {target_name}", title=name)
@@ -165,7 +165,8 @@ def analysis_figures(result: AnalysisResult) -> Iterator[tuple[str, Figure]]:
         yield "heatmap.png", correlation_heatmap(r, p, f"Spearman rho (stars: uncorrected {result.p_column})")
     if not main.empty:
         corrected = main["p_corrected"].to_numpy(float) < result.spec.alpha
-        labels = [f"{p} ({SYMBOL[m]}, {c})" for p, m, c in zip(main["predictor"], main["method"], main["ci_method"])]
+        labels = [f"{p} ({SYMBOL[m]}, {c})"
+                  for p, m, c in zip(main["predictor"], main["method"], main["ci_method"], strict=True)]
         yield "forest.png", forest_plot(labels, main["r"], main["ci_low"], main["ci_high"],
                                         groups=list(main["outcome"]), highlight=corrected)
     for row in spear.itertuples():
@@ -203,7 +204,7 @@ def _prediction_figure(result: AnalysisResult) -> Figure:
 
 def _labelled_points(ax: Axes, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> None:
     ax.scatter(x, y, s=36, color=_POINT, alpha=0.85, edgecolor="white", linewidth=0.6, zorder=3)
-    for k, (xi, yi, text) in enumerate(zip(x, y, labels)):
+    for k, (xi, yi, text) in enumerate(zip(x, y, labels, strict=True)):
         ax.annotate(str(text), (xi, yi), xytext=(4, 4 if k % 2 == 0 else -9), textcoords="offset points",
                     fontsize=7, color="0.25")
 

@@ -129,7 +129,8 @@ def _policy(
     n = data[0].shape[-1]
     ordered = [np.sort(v, -1) for v in data[:2]]
     tied = np.any([np.any(np.diff(v, axis=-1) == 0, -1) for v in ordered], 0)
-    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t)) for ri, t in zip(r, tied)]
+    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t))
+                for ri, t in zip(r, tied, strict=True)]
     if dist is None:
         return fallback
     jack = jackknife(method, *data[:2], data[2:]) if ci_method == "bca" else None

@@ -97,10 +97,12 @@ def _display(rows: pd.DataFrame, result: AnalysisResult) -> pd.DataFrame:
         "family": rows["family"].replace("", "(exploratory)"),
         "predictor": rows["predictor"],
         "outcome": rows["outcome"],
-        "method": [SYMBOL[m] + (f" | {c}" if c else "") for m, c in zip(rows["method"], rows["covariates"])],
+        "method": [SYMBOL[m] + (f" | {c}" if c else "")
+                   for m, c in zip(rows["method"], rows["covariates"], strict=True)],
         "n": rows["n"],
         f"r [{level}% CI]": [format_r(*v) for v in rows[["r", "ci_low", "ci_high"]].to_numpy(float)],
-        "CI": [m if np.isfinite(r) else "–" for m, r in zip(rows["ci_method"], rows["r"].to_numpy(float))],
+        "CI": [m if np.isfinite(r) else "–"
+               for m, r in zip(rows["ci_method"], rows["r"].to_numpy(float), strict=True)],
         "CI undefined": [f"{v:.1%}" if np.isfinite(v) else "–" for v in rows["ci_undefined"].to_numpy(float)],
         "p": rows["p"].map(format_p),
         "p_perm": rows["p_perm"].map(format_p),

@@ -129,8 +129,8 @@ def grid_edges(shape: tuple[int, ...], connectivity: int) -> tuple[np.ndarray, n
     index = np.arange(math.prod(shape)).reshape(shape)
     us, vs = [], []
     for offset in grid_offsets(len(shape), connectivity):
-        lower = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(offset, shape))
-        upper = tuple(slice(max(0, d), n - max(0, -d)) for d, n in zip(offset, shape))
+        lower = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(offset, shape, strict=True))
+        upper = tuple(slice(max(0, d), n - max(0, -d)) for d, n in zip(offset, shape, strict=True))
         us.append(index[lower].ravel())
         vs.append(index[upper].ravel())
     return np.concatenate(us), np.concatenate(vs)
