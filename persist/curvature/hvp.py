@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 import torch
 import torch.nn as nn
@@ -91,7 +91,8 @@ def subset_loss(obj: Objective, params: Params | None = None) -> Tensor:
     """Mean cross-entropy over the whole subset, accumulated on the device (one host sync by the caller)."""
     params = obj.params if params is None else params
     with torch.no_grad():
-        return sum(w * batch_loss(obj, params, xb, yb) for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True))
+        terms = (w * batch_loss(obj, params, xb, yb) for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True))
+        return cast(Tensor, sum(terms))  # a Tensor: make_objective rejects an empty subset
 
 
 def _batch_objective(obj: Objective, x: Tensor, y: Tensor) -> Callable[[Params], Tensor]:
@@ -109,6 +110,7 @@ def loss_and_gradient(obj: Objective, params: Params) -> tuple[Tensor, Params]:
         g, loss = grad_and_value(_batch_objective(obj, xb, yb))(params)
         total = w * loss if total is None else total + w * loss
         gsum = _axpy(w, g, gsum)
+    assert total is not None and gsum is not None  # make_objective rejects an empty subset
     return total, gsum
 
 
@@ -119,9 +121,10 @@ def hessian_vector_product(f: Callable[[Params], Tensor], params: Params, v: Par
 
 def hvp(obj: Objective, v: Params) -> Params:
     """Hessian of the subset loss times ``v``: the batch-weighted sum of per-batch products, exactly."""
-    out = None
+    out: Params | None = None
     for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True):
         out = _axpy(w, hessian_vector_product(_batch_objective(obj, xb, yb), obj.params, v), out)
+    assert out is not None  # make_objective rejects an empty subset
     return out
 
 
@@ -131,9 +134,10 @@ def hvp_rows(obj: Objective, vs: Params) -> Params:
     One traversal of the model serves all K products, which amortizes the per-op overhead that dominates
     small batches (about 5x per product on CPU at K = 8); memory for activation tangents grows with K.
     """
-    out = None
+    out: Params | None = None
     for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True):
         out = _axpy(w, vmap(partial(hessian_vector_product, _batch_objective(obj, xb, yb), obj.params))(vs), out)
+    assert out is not None  # make_objective rejects an empty subset
     return out
 
 

@@ -40,7 +40,7 @@ class ForgettingCurve:
     @classmethod
     def from_rows(cls, rows: list[dict[str, float]], **sizes: int) -> "ForgettingCurve":
         """Build from one dict per evaluation step (``step`` plus :data:`MEASURED`; the checkpoint form)."""
-        arrays = {name: np.array([r[name] for r in rows], dtype=np.float64) for name in MEASURED}
+        arrays: dict[str, Any] = {name: np.array([r[name] for r in rows], dtype=np.float64) for name in MEASURED}
         return cls(np.array([r["step"] for r in rows], dtype=np.int64), **arrays, **sizes)
 
     def interval(self, name: str, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +64,7 @@ class ForgettingCurve:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ForgettingCurve":
         """Inverse of :meth:`to_dict` (for reading ``forgetting/curve.json`` back)."""
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
                 raise ConfigError(f"forgetting curve is missing field '{f.name}'")

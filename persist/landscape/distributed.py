@@ -73,5 +73,6 @@ def gather_chunks(local: ChunkResults, world_size: int) -> ChunkResults:
     dist.all_gather_object(everyone, local)
     merged: ChunkResults = {}
     for part in everyone:
+        assert part is not None  # all_gather_object filled every slot
         merged.update(part)
     return merged

@@ -48,6 +48,11 @@ def _stage(block: ResidualBlock, inplanes: int, planes: int, blocks: int, stride
 class CifarResNet(nn.Module):
     """Four residual stages (strides 1, 2, 2, 2) behind a 3x3 stride-1 stem, then GAP and a linear head."""
 
+    layer1: nn.Sequential  # registered by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self, block: ResidualBlock, layers: Sequence[int], widths: Sequence[int], num_classes: int, in_channels: int
     ) -> None:

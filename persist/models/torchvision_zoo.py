@@ -108,7 +108,7 @@ def vgg16_bn(num_classes: int, in_channels: int, image_size: int, width: float) 
         )
     )
     kaiming_conv_init(model)
-    model.classifier_path = "fc"
+    model.classifier_path = "fc"  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors/modules only
     return model
 
 

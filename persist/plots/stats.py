@@ -9,7 +9,7 @@ measures spanning three orders of magnitude hides exactly the ordering the test 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -189,8 +189,9 @@ def _scatter(result: AnalysisResult, row) -> Figure:
 
 
 def _prediction_figure(result: AnalysisResult) -> Figure:
-    pred = result.prediction
-    target = result.spec.prediction.target
+    pred, declared = result.prediction, result.spec.prediction
+    assert pred is not None and declared is not None  # drawn only for a result with a prediction
+    target = declared.target
     scores = {}
     for m, r2, rho in pred.scores[["model", "r2", "spearman"]].to_numpy():
         if not np.isfinite(r2):
@@ -220,7 +221,7 @@ def _log_scale_if_wide(ax: Axes, axis: str, values: np.ndarray) -> None:
         setter("symlog", linthresh=float(positive.min()), linscale=0.5)
 
 
-def _style(ax: Axes, grid_axis: str = "both") -> None:
+def _style(ax: Axes, grid_axis: Literal["both", "x", "y"] = "both") -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(True, axis=grid_axis, color="0.92", lw=0.8)

@@ -63,7 +63,7 @@ def leave_one_out(
     )
 
 
-def t_test_pvalue(r: np.ndarray, n: int, n_covariates: int = 0) -> np.ndarray:
+def t_test_pvalue(r: np.ndarray | float, n: int, n_covariates: int = 0) -> np.ndarray:
     """Two-sided p of a (partial) correlation from t = r sqrt(df / (1 - r^2)), df = n - 2 - k."""
     df = n - 2 - n_covariates
     with np.errstate(divide="ignore", invalid="ignore"):

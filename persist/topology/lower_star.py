@@ -76,7 +76,7 @@ def lower_star_diagrams(
     connectivity = _resolved_connectivity(values.ndim, connectivity)
     max_dim = _resolved_max_dim(values.ndim, max_dim)
     bars = BACKENDS.get(backend)(values, connectivity, max_dim)
-    diagrams = {k: _cleaned(bars.get(k, ())) for k in range(max_dim + 1)}
+    diagrams = {k: _cleaned(bars.get(k, np.empty((0, 2)))) for k in range(max_dim + 1)}
     meta = {
         "filtration": "lower_star",
         "connectivity": connectivity,
