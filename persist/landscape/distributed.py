@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from persist.errors import ConfigError
 
-ChunkResults = dict[int, tuple[np.ndarray, np.ndarray]]
+ChunkResults = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]]  # chunk -> (loss, accuracy, per-example)
 
 
 def init_distributed_from_env(backend: str | None = None) -> tuple[int, int]:

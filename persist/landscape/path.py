@@ -120,7 +120,9 @@ def evaluate_path(
         evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision, buffers)
         nodes = _path_nodes(ts, layout, buffers, start, end, device, next(model.parameters()).dtype)
         steps = [(lo, min(lo + points_per_step, num_points)) for lo in range(0, num_points, points_per_step)]
-        chosen, probe, probed = method, {}, None
+        chosen: Method = method
+        probe: dict[str, float | str] = {}
+        probed: tuple | None = None
         if method == "auto":
             chosen, probe, probed = choose_method(evaluator, *nodes(*steps[0]))
         parts = [probed if k == 0 and probed is not None else evaluator.run(chosen, *nodes(*step))[:2]

@@ -45,7 +45,8 @@ LayerFilter = Callable[[str, nn.Module], bool]
 class WeightGraph(Protocol):
     """A layer's weight graph: its name, the raw weights it is built from, and its diagram's deaths."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only, so frozen dataclasses satisfy it
 
     def params(self) -> torch.Tensor: ...
 
