@@ -41,7 +41,7 @@ class ForgettingCurve:
     def from_rows(cls, rows: list[dict[str, float]], **sizes: int) -> "ForgettingCurve":
         """Build from one dict per evaluation step (``step`` plus :data:`MEASURED`; the checkpoint form)."""
         arrays: dict[str, Any] = {name: np.array([r[name] for r in rows], dtype=np.float64) for name in MEASURED}
-        return cls(np.array([r["step"] for r in rows], dtype=np.int64), **arrays, **sizes)
+        return cls(np.array([r["step"] for r in rows], dtype=np.int64), **arrays, **dict[str, Any](sizes))
 
     def interval(self, name: str, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Wilson interval per step for one of the accuracies (binomial over the evaluation set)."""

@@ -132,7 +132,7 @@ def plot_landscape_profile(
     x = 0.0
     for root in shown.roots:
         # the part of a region above its last saddle is no basin: a narrow rim instead of its full size
-        inner = sum(max(shown.size[k], 1) for k in kids[root]) or max(shown.size[root], 1)
+        inner = sum(max(int(shown.size[k]), 1) for k in kids[root]) or max(int(shown.size[root]), 1)
         width = float(min(max(shown.size[root], 1), 1.1 * inner))
         valley(int(root), x, width, top)
         x += width
