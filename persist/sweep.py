@@ -462,8 +462,8 @@ def create_study(spec: SweepSpec, storage: optuna.storages.BaseStorage) -> optun
     the preset's defaults first and then empty trials (sampled by TPE when a worker claims them) up to
     ``n_trials``."""
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
-    study = optuna.create_study(study_name=spec.name, storage=storage, direction=cast(Direction, spec.direction), sampler=sampler,
-                                pruner=make_pruner(spec.pruner), load_if_exists=True)
+    study = optuna.create_study(study_name=spec.name, storage=storage, direction=cast(Direction, spec.direction),
+                                sampler=sampler, pruner=make_pruner(spec.pruner), load_if_exists=True)
     if study.direction.name.lower() != spec.direction:
         raise ConfigError(f"study '{spec.name}' already exists in this storage with direction "
                           f"{study.direction.name.lower()}; rename the sweep to change its direction")

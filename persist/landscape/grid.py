@@ -326,7 +326,8 @@ class _ChunkPlan:
 def _evaluate_chunks(plan: _ChunkPlan, chunks: list[int], run_step: Callable, num_samples: int,
                      store: ChunkStore | None, on_chunk: ChunkCallback | None, progress: bool
                      ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]], int, int]:
-    """Per-chunk (loss, accuracy, per-example losses or None) on the host, plus how many chunks were resumed and nodes evaluated.
+    """Per-chunk (loss, accuracy, per-example losses or None) on the host, plus how many chunks were
+    resumed and nodes evaluated.
 
     Results stay on the device until the end unless they must be saved, so a run without a chunk_dir
     syncs with the host once.

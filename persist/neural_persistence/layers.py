@@ -95,7 +95,8 @@ class UnrolledConvGraph:
 
 def _same_padding(conv: nn.Conv2d) -> tuple[int, int]:
     """Left/top padding PyTorch uses for padding='same' (the extra pixel goes right/bottom)."""
-    return tuple(d * (k - 1) // 2 for d, k in zip(conv.dilation, conv.kernel_size, strict=True))  # type: ignore[return-value]
+    pads = tuple(d * (k - 1) // 2 for d, k in zip(conv.dilation, conv.kernel_size, strict=True))
+    return pads  # type: ignore[return-value]
 
 
 def _conv_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:

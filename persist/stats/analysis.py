@@ -153,8 +153,8 @@ def _interval(
     seeds: pd.DataFrame | None, columns: list[str], spec: AnalysisSpec,
 ) -> Interval:
     """The policy's interval; with seeds, a two-level bootstrap over the labels' per-seed rows."""
-    options: dict[str, Any] = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed, "confidence": spec.confidence,
-               "ci_method": spec.ci_method}
+    options: dict[str, Any] = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed,
+                               "confidence": spec.confidence, "ci_method": spec.ci_method}
     if seeds is None:
         return confidence_interval(method, x, y, z, **options)
     rows = complete_cases(seeds[seeds[spec.label].isin(data[spec.label])], columns)

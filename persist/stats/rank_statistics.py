@@ -109,4 +109,6 @@ def _design(covariates: tuple[np.ndarray, ...], shape: tuple[int, ...], axis: in
     return np.stack(columns, axis=-1)
 
 
-STATISTICS: dict[str, Callable[..., np.ndarray]] = {"spearman": spearman, "kendall": kendall, "partial_spearman": partial_spearman}
+STATISTICS: dict[str, Callable[..., np.ndarray]] = {
+    "spearman": spearman, "kendall": kendall, "partial_spearman": partial_spearman,
+}
