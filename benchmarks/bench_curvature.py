@@ -37,7 +37,7 @@ def paired_median_ms(
     fn(), baseline()
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        for side, f in zip(times, (fn, baseline)):
+        for side, f in zip(times, (fn, baseline), strict=True):
             _sync(device)
             start = time.perf_counter()
             f()
@@ -56,7 +56,7 @@ def double_backward_hvp(model, x, y, v: dict[str, torch.Tensor]) -> dict[str, to
     params = [p for p in model.parameters() if p.requires_grad]
     loss = F.cross_entropy(model(x).float(), y)
     grads = torch.autograd.grad(loss, params, create_graph=True)
-    return dict(zip(names, torch.autograd.grad(grads, params, grad_outputs=[v[n] for n in names])))
+    return dict(zip(names, torch.autograd.grad(grads, params, grad_outputs=[v[n] for n in names]), strict=True))
 
 
 def looped_squared_grad_norms(model, x, y) -> torch.Tensor:

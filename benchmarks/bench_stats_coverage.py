@@ -108,8 +108,8 @@ def _reference(method, n, data, r, truth, boot, seed, ci_method, out) -> None:
         t[0] += int(((low <= truth) & (truth <= high) & defined).sum())
         t[2] += float(np.nansum(high - low))
     if method == "kendall":
-        tied = [len(np.unique(a)) < n or len(np.unique(b)) < n for a, b in zip(data[0], data[1])]
-        for ri, is_tied in zip(r, tied):
+        tied = [len(np.unique(a)) < n or len(np.unique(b)) < n for a, b in zip(data[0], data[1], strict=True)]
+        for ri, is_tied in zip(r, tied, strict=True):
             if is_tied and abs(ri) < 1:
                 iv = fisher_z_interval(float(ri), n, method, 0)  # what a tied Kendall would get
                 t = out.setdefault("fisher_z (refused: tied Kendall)", [0, 0, 0.0])

@@ -85,7 +85,7 @@ def main() -> int:
                     [[t * args.distance / (steps / 2) for t in v] for v in eigvecs])
     center = steps // 2
     axis = np.arange(steps, dtype=np.float64) - center
-    shared = Directions(tuple(dict(zip(names, s)) for s in step_vectors), {"family": "landscaper steps"},
+    shared = Directions(tuple(dict(zip(names, s, strict=True)) for s in step_vectors), {"family": "landscaper steps"},
                         axes=(axis, axis, axis))
     assert len(parameter_layout(model).names) == len(names)
 

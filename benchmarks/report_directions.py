@@ -75,8 +75,8 @@ def main() -> int:
                                           f"tags.mlflow.parentRunId = '{run_id}'")
             m = [c.data.metrics for c in children]
 
-            def mean(key: str) -> float:
-                values = [x[key] for x in m if key in x]
+            def mean(key: str, rows: list[dict[str, float]] = m) -> float:
+                values = [x[key] for x in rows if key in x]
                 return sum(values) / len(values) if values else float("nan")
 
             dims = 3 if "3-D" in family else 2

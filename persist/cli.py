@@ -89,7 +89,8 @@ class PersistGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors: a bad option or value is bad input
-            hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             _fail(exc.format_message() + hint, 2, debug)
         except click.Abort:
             click.echo(f"interrupted: {RESUME}", err=True)

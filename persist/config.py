@@ -521,7 +521,7 @@ def from_dict(data: Any, cls: type = RunConfig, prefix: str = "") -> Any:
         if name not in data:
             continue
         value, hint, key = data[name], hints[name], prefix + name
-        if is_dataclass(hint):
+        if isinstance(hint, type) and is_dataclass(hint):
             value = from_dict(value, hint, key + ".")
         elif typing.get_origin(hint) is tuple:
             inner = typing.get_args(hint)[0]

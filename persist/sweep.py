@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 import yaml
@@ -43,6 +43,7 @@ from persist.errors import ConfigError, PersistError
 SPEC_KEYS = ("name", "preset", "overrides", "grid", "search", "n_trials", "objective", "sampler_seed", "heartbeat",
              "pruner")
 OBJECTIVE_KEYS = ("metric", "direction", "intermediate")
+Direction = Literal["minimize", "maximize"]  # what parse_spec lets through as objective.direction
 PRUNERS = ("none", "median", "percentile", "hyperband")
 PHASE_OF_METRIC = {"forgetting": "forgetting", "topology": "landscape", "curvature": "landscape",
                    "landscape": "landscape", "train": "train", "model": "train"}
@@ -225,7 +226,8 @@ def _search(value: Any) -> dict[str, dict[str, Any]]:
             [_scalar(c, f"search.{key}.choices") for c in choices]
         else:
             number = int if kind == "int" else (int, float)
-            low, high = space.get("low"), space.get("high")
+            low: Any = space.get("low")  # YAML scalars, checked just below
+            high: Any = space.get("high")
             if any(isinstance(v, bool) or not isinstance(v, number) for v in (low, high)):
                 raise ConfigError(f"search.{key} needs numeric low and high ({kind}), got {low!r} and {high!r}")
             if not low < high:
@@ -288,7 +290,7 @@ def _render(value: Any) -> str:
 def grid_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
     keys = list(spec.grid)
     for values in itertools.product(*(spec.grid[k] for k in keys)):
-        yield dict(zip(keys, values))
+        yield dict(zip(keys, values, strict=True))
 
 
 def defaults(spec: SweepSpec) -> dict[str, Any]:
@@ -364,7 +366,8 @@ class SweepRDBStorage(_QueuedOnly, RDBStorage):
                        .update(changes, synchronize_session=False))
             if not changed:
                 current = models.TrialModel.find_or_raise_by_id(trial_id, session)
-                self.check_trial_is_updatable(trial_id, current.state)  # raises if another process finished it
+                # raises if another process finished it; the ORM model declares a Column, instances hold a TrialState
+                self.check_trial_is_updatable(trial_id, current.state)  # type: ignore[arg-type]
                 return False
             for objective, value in enumerate(values or ()):
                 stored, kind = models.TrialValueModel.value_to_stored_repr(value)
@@ -459,8 +462,8 @@ def create_study(spec: SweepSpec, storage: optuna.storages.BaseStorage) -> optun
     the preset's defaults first and then empty trials (sampled by TPE when a worker claims them) up to
     ``n_trials``."""
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
-    study = optuna.create_study(study_name=spec.name, storage=storage, direction=spec.direction, sampler=sampler,
-                                pruner=make_pruner(spec.pruner), load_if_exists=True)
+    study = optuna.create_study(study_name=spec.name, storage=storage, direction=cast(Direction, spec.direction),
+                                sampler=sampler, pruner=make_pruner(spec.pruner), load_if_exists=True)
     if study.direction.name.lower() != spec.direction:
         raise ConfigError(f"study '{spec.name}' already exists in this storage with direction "
                           f"{study.direction.name.lower()}; rename the sweep to change its direction")

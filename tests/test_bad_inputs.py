@@ -427,7 +427,7 @@ def test_real_processes_print_one_line(store, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "persist.cli", *_fill(args, store)], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for args, _ in SUBPROCESS_CASES]
-    for proc, (_, expected) in zip(procs, SUBPROCESS_CASES):
+    for proc, (_, expected) in zip(procs, SUBPROCESS_CASES, strict=True):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and len(err.splitlines()) == 1 and err.startswith(expected), err
     assert _tree(tmp_path) == [] and _store_counts(store["db"]) == before

@@ -151,7 +151,7 @@ def exact_hessian(model: nn.Linear, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         p = F.softmax(model(x), 1).numpy()
     xt = np.hstack([x.numpy(), np.ones((len(x), 1))])
-    blocks = [np.kron(np.diag(pi) - np.outer(pi, pi), np.outer(xi, xi)) for pi, xi in zip(p, xt)]
+    blocks = [np.kron(np.diag(pi) - np.outer(pi, pi), np.outer(xi, xi)) for pi, xi in zip(p, xt, strict=True)]
     return np.mean(blocks, axis=0)
 
 

@@ -35,7 +35,6 @@ from persist.forgetting import (
 from persist.models import create_model, get_classifier
 from persist.training.hooks import BaseHook
 
-
 # ---------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")

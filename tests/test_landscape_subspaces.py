@@ -41,7 +41,8 @@ def _loss_at(model: nn.Module, flat: torch.Tensor, x, y) -> torch.Tensor:
 
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for _, p in model.named_parameters()]
-    parts = dict(zip(names, (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes))))
+    views = (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes, strict=True))
+    parts = dict(zip(names, views, strict=True))
     return F.cross_entropy(functional_call(model, parts, (x,)), y)
 
 
@@ -62,7 +63,7 @@ def test_hessian_directions_are_eigenvectors_and_match_the_curvature_of_the_loss
     assert record["which"] == ["LA", "LA", "SA"] and all(record["converged"])
     np.testing.assert_allclose(record["eigenvalues"], [exact[-1], exact[-2], exact[0]], rtol=1e-6)
     assert record["norm_scaled"] == pytest.approx(reference_norm(model))
-    for vector, lam in zip(dirs.vectors, record["eigenvalues"]):
+    for vector, lam in zip(dirs.vectors, record["eigenvalues"], strict=True):
         v = _flat(vector)
         assert float(v.norm()) == pytest.approx(record["norm_scaled"], rel=1e-12)  # the documented scaling
         u = v / v.norm()
@@ -78,7 +79,7 @@ def test_hessian_eigenpairs_are_cached_for_a_resumed_run(tmp_path):
     first = hessian_directions(model, x, y, k=2, batch_size=16, tol=1e-8, cache=tmp_path / "h.npz")
     again = hessian_directions(model, x, y, k=2, batch_size=16, tol=1e-8, cache=tmp_path / "h.npz")
     assert not first.record["from_cache"] and again.record["from_cache"]
-    assert all(torch.equal(_flat(a), _flat(b)) for a, b in zip(first.vectors, again.vectors))
+    assert all(torch.equal(_flat(a), _flat(b)) for a, b in zip(first.vectors, again.vectors, strict=True))
 
 
 # ---------------------------------------------------------------- trajectory
@@ -128,7 +129,7 @@ def test_mode_plane_has_each_model_on_a_node_with_its_own_loss(bn):
             m.eval()
     dirs = mode_directions(models[0], models[1].state_dict(), models[2].state_dict(), resolution=9)
     grid = evaluate_grid(models[0], dirs, x, y, resolution=9, batch_size=64, method="foreach")
-    for name, model in zip("ABC", models):
+    for name, model in zip("ABC", models, strict=True):
         i, j = dirs.record["nodes"][name]
         assert [grid.axes[0][i], grid.axes[1][j]] == dirs.record["coordinates"][name]
         with torch.no_grad():
@@ -139,7 +140,7 @@ def test_mode_plane_has_each_model_on_a_node_with_its_own_loss(bn):
 
 def test_mode_plane_refuses_collinear_or_mismatched_models():
     a, b = _net(0), _net(1)
-    mid = {n: (p + q) / 2 for (n, p), q in zip(a.state_dict().items(), b.state_dict().values())}
+    mid = {n: (p + q) / 2 for (n, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True)}
     with pytest.raises(ConfigError, match="collinear"):
         mode_directions(a, b.state_dict(), mid, resolution=9)
     other = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).double()
@@ -252,5 +253,5 @@ def test_training_keeps_snapshots_across_a_resume(tmp_path):
         train(cfg, fresh(), task, seed=0, checkpoint_path=tmp_path / "s.pt", hooks=[Crash()])
     resumed = train(cfg, fresh(), task, seed=0, checkpoint_path=tmp_path / "s.pt")
     assert resumed.snapshot_epochs == reference.snapshot_epochs
-    for a, b in zip(resumed.snapshots, reference.snapshots):
+    for a, b in zip(resumed.snapshots, reference.snapshots, strict=True):
         assert all(torch.equal(a[n], b[n]) for n in a)

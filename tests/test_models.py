@@ -180,7 +180,7 @@ def test_token_grids_at_both_input_sizes():
     assert token_layout(32) == (4, 64)
     assert token_layout(8) == (1, 64)
     assert vit_token_layout(32) == (4, 64) and vit_token_layout(8) == (4, 4)
-    for (in_channels, image_size), (patch, tokens) in zip(INPUTS.values(), ((4, 64), (4, 4))):
+    for (in_channels, image_size), (patch, tokens) in zip(INPUTS.values(), ((4, 64), (4, 4)), strict=True):
         vit = create_model("vit_tiny", NUM_CLASSES, in_channels, image_size, width=TINY)
         assert vit.patch_embed.kernel_size == (patch, patch)
         assert vit.pos_embed.shape == (1, tokens + 1, 16)

@@ -202,7 +202,7 @@ def _jacobian_edges(conv: nn.Conv2d, size: tuple[int, int]) -> tuple[list[tuple[
         jac = conv_no_bias(basis.reshape(-1, conv.in_channels, *size)).reshape(basis.shape[0], -1)
     n_in = jac.shape[0]
     rows, cols = torch.nonzero(jac, as_tuple=True)
-    edges = [(abs(jac[r, c].item()), r.item(), n_in + c.item()) for r, c in zip(rows, cols)]
+    edges = [(abs(jac[r, c].item()), r.item(), n_in + c.item()) for r, c in zip(rows, cols, strict=True)]
     return edges, n_in + jac.shape[1]
 
 

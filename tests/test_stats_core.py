@@ -44,7 +44,7 @@ def test_vectorized_statistics_match_scipy_and_closed_form(seed):
     assert rs.partial_spearman(x, y, z) == pytest.approx(closed_form_partial(x, y, z), abs=1e-10)
     # along an axis: each row of a stacked array is its own sample
     X, Y = np.stack([x, y, z]), np.stack([y, z, x])
-    expected = [stats.kendalltau(a, b)[0] for a, b in zip(X, Y)]
+    expected = [stats.kendalltau(a, b)[0] for a, b in zip(X, Y, strict=True)]
     np.testing.assert_allclose(rs.kendall(X, Y, axis=-1), expected, atol=1e-12)
 
 

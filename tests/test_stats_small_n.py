@@ -120,7 +120,7 @@ def test_batched_intervals_equal_one_table_at_a_time():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(2, 4, 14))
     batch = confidence_intervals("spearman", x, y, n_bootstrap=300, seed=3)
-    single = [confidence_interval("spearman", a, b, n_bootstrap=300, seed=3) for a, b in zip(x, y)]
+    single = [confidence_interval("spearman", a, b, n_bootstrap=300, seed=3) for a, b in zip(x, y, strict=True)]
     assert batch == single
 
 
@@ -154,7 +154,7 @@ def test_no_reported_interval_excludes_its_point_estimate_over_10000_tables():
                 ok = np.isfinite(r)
                 ivs = confidence_intervals(method, x[ok], y[ok], tuple(c[ok] for c in cov), estimates=r[ok],
                                            n_bootstrap=40, seed=n)
-                for ri, iv in zip(r[ok], ivs):
+                for ri, iv in zip(r[ok], ivs, strict=True):
                     checked[iv.method] = checked.get(iv.method, 0) + 1
                     if iv.method != "none":
                         assert iv.low <= ri + 1e-12 and ri - 1e-12 <= iv.high, (n, tied, method, ri, iv)

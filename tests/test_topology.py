@@ -24,7 +24,7 @@ def gaussian_wells(depths, centres, sigma=0.2, n=121):
     x = np.linspace(-3, 3, n)
     xx, yy = np.meshgrid(x, x, indexing="ij")
     grid = np.zeros_like(xx)
-    for (cx, cy), depth in zip(centres, depths):
+    for (cx, cy), depth in zip(centres, depths, strict=True):
         grid -= depth * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
     return grid
 

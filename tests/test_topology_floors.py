@@ -39,7 +39,7 @@ def planted_field():
     x = np.linspace(-1, 1, N)
     xx, yy = np.meshgrid(x, x, indexing="ij")
     f = 0.5 + 2.0 * (xx**2 + yy**2) ** 2
-    for (cx, cy), depth in zip(CENTRES, DEPTHS):
+    for (cx, cy), depth in zip(CENTRES, DEPTHS, strict=True):
         f -= depth * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.12**2))
     near = [np.where((xx - cx) ** 2 + (yy - cy) ** 2 < 0.05, f, np.inf) for cx, cy in CENTRES]
     return f, np.array([np.unravel_index(np.argmin(g), f.shape) for g in near])
@@ -106,7 +106,8 @@ def test_bootstrap_grids_are_means_over_resampled_examples():
     draws = {tuple(np.round(g, 9).ravel()) for g in grids}
     assert len(draws) > 10  # resamples differ
     again = list(bootstrap_grids(per_example, samples=40, seed=1, chunk=40))
-    assert all(np.allclose(a, b, rtol=1e-12) for a, b in zip(grids, again))  # the chunk size changes nothing
+    # the chunk size changes nothing
+    assert all(np.allclose(a, b, rtol=1e-12) for a, b in zip(grids, again, strict=True))
 
 
 def test_sup_norm_bootstrap_distance_bounds_the_bottleneck_one():

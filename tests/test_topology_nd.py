@@ -41,8 +41,8 @@ def union_find_h0(grid):
     for value, idx in order:
         parent[idx], birth[idx] = idx, value
         for o in offsets:
-            nb = tuple(i + d for i, d in zip(idx, o))
-            if nb in parent and all(0 <= i < n for i, n in zip(nb, shape)):
+            nb = tuple(i + d for i, d in zip(idx, o, strict=True))
+            if nb in parent and all(0 <= i < n for i, n in zip(nb, shape, strict=True)):
                 a, b = find(idx), find(nb)
                 if a == b:
                     continue
@@ -151,7 +151,7 @@ def test_merge_tree_leaves_are_the_local_minima_and_merge_heights_the_h0_deaths(
     grid = ndimage.gaussian_filter(np.random.default_rng(ndim).random((9,) * ndim), 0.8)
     tree = merge_tree(grid)
     is_min = grid == ndimage.minimum_filter(grid, size=3, mode="constant", cval=np.inf)
-    assert sorted(map(tuple, tree.minima())) == sorted(zip(*np.nonzero(is_min)))
+    assert sorted(map(tuple, tree.minima())) == sorted(zip(*np.nonzero(is_min), strict=True))
     leaves = tree.leaves
     assert np.array_equal(tree.height[leaves], grid.ravel()[tree.vertex[leaves]])
     internal = np.setdiff1d(np.arange(tree.n_nodes), leaves)

@@ -186,9 +186,8 @@ def _runs(client, phase: str):
 @pytest.mark.slow
 def test_a_tiny_pipeline_is_browsable_the_mlflow_way(tracking, tmp_path, monkeypatch):
     """One pipeline, every check (a module fixture would run twice under xdist)."""
-    from mlflow.tracking import MlflowClient
-
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     monkeypatch.setenv("PERSIST_LOG_MODEL", "1")
     try:

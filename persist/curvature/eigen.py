@@ -59,7 +59,7 @@ def extreme_eigenvalues(
         values, vectors, arpack_ok = _dense(counter, dim, k, which)
     else:
         values, vectors, arpack_ok = _arpack(counter, k, which, tol, maxiter, ncv, seed)
-    residuals = np.array([_residual(counter, lam, u) for lam, u in zip(values, vectors.T)])
+    residuals = np.array([_residual(counter, lam, u) for lam, u in zip(values, vectors.T, strict=True)])
     converged = arpack_ok & (residuals <= 10 * tol * np.maximum(np.abs(values), np.finfo(float).tiny))
     return EigenResult(values, residuals, converged, counter.calls, vectors)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from functools import partial
+from typing import Callable, Iterator, cast
 
 import torch
 import torch.nn as nn
@@ -90,16 +91,26 @@ def subset_loss(obj: Objective, params: Params | None = None) -> Tensor:
     """Mean cross-entropy over the whole subset, accumulated on the device (one host sync by the caller)."""
     params = obj.params if params is None else params
     with torch.no_grad():
-        return sum(w * batch_loss(obj, params, xb, yb) for (xb, yb), w in zip(obj.batches, obj.weights()))
+        terms = (w * batch_loss(obj, params, xb, yb) for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True))
+        return cast(Tensor, sum(terms))  # a Tensor: make_objective rejects an empty subset
+
+
+def _batch_objective(obj: Objective, x: Tensor, y: Tensor) -> Callable[[Params], Tensor]:
+    """The loss on one batch as a function of the parameters alone (what ``grad`` and ``jvp`` differentiate).
+
+    A factory rather than a lambda in the loop, so each closure holds its own batch, not the loop variable.
+    """
+    return lambda p: batch_loss(obj, p, x, y)
 
 
 def loss_and_gradient(obj: Objective, params: Params) -> tuple[Tensor, Params]:
     """Subset loss and its gradient, accumulated batch by batch so memory stays at one batch."""
     total, gsum = None, None
-    for (xb, yb), w in zip(obj.batches, obj.weights()):
-        g, loss = grad_and_value(lambda p: batch_loss(obj, p, xb, yb))(params)
+    for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True):
+        g, loss = grad_and_value(_batch_objective(obj, xb, yb))(params)
         total = w * loss if total is None else total + w * loss
         gsum = _axpy(w, g, gsum)
+    assert total is not None and gsum is not None  # make_objective rejects an empty subset
     return total, gsum
 
 
@@ -110,9 +121,10 @@ def hessian_vector_product(f: Callable[[Params], Tensor], params: Params, v: Par
 
 def hvp(obj: Objective, v: Params) -> Params:
     """Hessian of the subset loss times ``v``: the batch-weighted sum of per-batch products, exactly."""
-    out = None
-    for (xb, yb), w in zip(obj.batches, obj.weights()):
-        out = _axpy(w, hessian_vector_product(lambda p: batch_loss(obj, p, xb, yb), obj.params, v), out)
+    out: Params | None = None
+    for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True):
+        out = _axpy(w, hessian_vector_product(_batch_objective(obj, xb, yb), obj.params, v), out)
+    assert out is not None  # make_objective rejects an empty subset
     return out
 
 
@@ -122,10 +134,10 @@ def hvp_rows(obj: Objective, vs: Params) -> Params:
     One traversal of the model serves all K products, which amortizes the per-op overhead that dominates
     small batches (about 5x per product on CPU at K = 8); memory for activation tangents grows with K.
     """
-    out = None
-    for (xb, yb), w in zip(obj.batches, obj.weights()):
-        f = lambda p: batch_loss(obj, p, xb, yb)  # noqa: E731
-        out = _axpy(w, vmap(lambda v: hessian_vector_product(f, obj.params, v))(vs), out)
+    out: Params | None = None
+    for (xb, yb), w in zip(obj.batches, obj.weights(), strict=True):
+        out = _axpy(w, vmap(partial(hessian_vector_product, _batch_objective(obj, xb, yb), obj.params))(vs), out)
+    assert out is not None  # make_objective rejects an empty subset
     return out
 
 
@@ -137,7 +149,7 @@ def flatten(params: Params) -> Tensor:
 def unflatten(template: Params, flat: Tensor) -> Params:
     """Inverse of :func:`flatten` with ``template``'s names and shapes (views, no copies)."""
     sizes = [t.numel() for t in template.values()]
-    return {n: c.view_as(t) for (n, t), c in zip(template.items(), torch.split(flat, sizes))}
+    return {n: c.view_as(t) for (n, t), c in zip(template.items(), torch.split(flat, sizes), strict=True)}
 
 
 def flat_hvp(obj: Objective) -> Callable[[Tensor], Tensor]:
@@ -151,7 +163,7 @@ def flat_hvp_rows(obj: Objective) -> Callable[[Tensor], Tensor]:
 
     def matmat(rows: Tensor) -> Tensor:
         blocks = torch.split(rows, sizes, dim=1)
-        vs = {n: b.reshape(len(rows), *t.shape) for (n, t), b in zip(obj.params.items(), blocks)}
+        vs = {n: b.reshape(len(rows), *t.shape) for (n, t), b in zip(obj.params.items(), blocks, strict=True)}
         return torch.cat([t.reshape(len(rows), -1) for t in hvp_rows(obj, vs).values()], dim=1)
 
     return matmat

@@ -9,7 +9,7 @@ puts it under the registry-parametrized tests.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from typing import Any, Callable
 
 import torch.nn as nn
 from torch import Tensor
@@ -95,7 +95,7 @@ def top_eigenvalues(
     with measurement_mode(model):
         obj = make_objective(model, x, y, batch_size)
         matvec, like = flat_hvp(obj), flatten(obj.params)
-        solve = dict(tol=eigen_tol, maxiter=eigen_maxiter, ncv=eigen_ncv, seed=seed)
+        solve: dict[str, Any] = dict(tol=eigen_tol, maxiter=eigen_maxiter, ncv=eigen_ncv, seed=seed)
         results = {"LA": extreme_eigenvalues(matvec, like, k=top_k, which="LA", **solve)}
         if largest_magnitude:
             results["LM"] = extreme_eigenvalues(matvec, like, k=1, which="LM", **solve)
@@ -150,7 +150,7 @@ def measure_curvature(
         raise ConfigError(f"unknown curvature option '{unknown[0]}'; choose from: {', '.join(sorted(known))}")
     values: dict[str, float] = {}
     failures: dict[str, str] = {}
-    for name, fn in zip(measures, selected):
+    for name, fn in zip(measures, selected, strict=True):
         accepted = {k: v for k, v in options.items() if k in measure_options(name)}
         try:
             values.update(fn(model, x, y, batch_size=batch_size, seed=seed, **accepted))

@@ -40,8 +40,8 @@ class ForgettingCurve:
     @classmethod
     def from_rows(cls, rows: list[dict[str, float]], **sizes: int) -> "ForgettingCurve":
         """Build from one dict per evaluation step (``step`` plus :data:`MEASURED`; the checkpoint form)."""
-        arrays = {name: np.array([r[name] for r in rows], dtype=np.float64) for name in MEASURED}
-        return cls(np.array([r["step"] for r in rows], dtype=np.int64), **arrays, **sizes)
+        arrays: dict[str, Any] = {name: np.array([r[name] for r in rows], dtype=np.float64) for name in MEASURED}
+        return cls(np.array([r["step"] for r in rows], dtype=np.int64), **arrays, **dict[str, Any](sizes))
 
     def interval(self, name: str, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Wilson interval per step for one of the accuracies (binomial over the evaluation set)."""
@@ -58,13 +58,13 @@ class ForgettingCurve:
             out[f.name] = [_json_float(v) for v in value.tolist()] if isinstance(value, np.ndarray) else value
         for name in ACCURACIES:
             lo, hi = self.interval(name)
-            out[f"{name}_ci95"] = [[float(a), float(b)] for a, b in zip(lo, hi)]
+            out[f"{name}_ci95"] = [[float(a), float(b)] for a, b in zip(lo, hi, strict=True)]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ForgettingCurve":
         """Inverse of :meth:`to_dict` (for reading ``forgetting/curve.json`` back)."""
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
                 raise ConfigError(f"forgetting curve is missing field '{f.name}'")
@@ -81,7 +81,7 @@ def summarize(curve: ForgettingCurve, aurc_axis: AurcAxis = "linear") -> dict[st
     """
     ret, ret_masked = retention(curve.task_a_acc), retention(curve.task_a_acc_masked)
     summary: dict[str, float] = {}
-    for k, r, rm in zip(curve.steps[1:].tolist(), ret[1:], ret_masked[1:]):
+    for k, r, rm in zip(curve.steps[1:].tolist(), ret[1:], ret_masked[1:], strict=True):
         summary[f"ret_{k}"] = float(r)
         summary[f"ret_masked_{k}"] = float(rm)
     summary.update(

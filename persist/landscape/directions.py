@@ -147,7 +147,7 @@ def random_directions(
             for j in range(i):
                 flat[i] = flat[i] - (flat[j] @ flat[i]) / (flat[j] @ flat[j]) * flat[j]
     theta = layout.flatten(weights)
-    zeroed = [n for n, s in zip(layout.names, layout.shapes) if len(s) <= 1 and one_d == "ignore"]
+    zeroed = [n for n, s in zip(layout.names, layout.shapes, strict=True) if len(s) <= 1 and one_d == "ignore"]
     record = {
         "seeds": [int(s) for s in seeds],
         "generator": "torch.Generator(cpu).manual_seed(seed); randn float64 over all named parameters",

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from persist.errors import ConfigError
 
-ChunkResults = dict[int, tuple[np.ndarray, np.ndarray]]
+ChunkResults = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]]  # chunk -> (loss, accuracy, per-example)
 
 
 def init_distributed_from_env(backend: str | None = None) -> tuple[int, int]:
@@ -73,5 +73,6 @@ def gather_chunks(local: ChunkResults, world_size: int) -> ChunkResults:
     dist.all_gather_object(everyone, local)
     merged: ChunkResults = {}
     for part in everyone:
+        assert part is not None  # all_gather_object filled every slot
         merged.update(part)
     return merged

@@ -113,7 +113,7 @@ def check_directions(directions: Directions, layout: FlatLayout) -> None:
         if set(d) != set(layout.names):
             missing = sorted(set(layout.names) ^ set(d))[:3]
             raise ConfigError(f"directions.{name} does not match the model's parameters (e.g. {missing})")
-        for key, shape in zip(layout.names, layout.shapes):
+        for key, shape in zip(layout.names, layout.shapes, strict=True):
             if d[key].shape != shape:
                 raise ConfigError(
                     f"directions.{name}['{key}'] has shape {tuple(d[key].shape)}, the model {tuple(shape)}")
@@ -288,10 +288,12 @@ def _resolve_method(method: str, store: ChunkStore | None, rank: int, world_size
     requested one, else (``auto``) rank 0's measurement, broadcast once. Recorded in the manifest.
     Also returns the probe's result for the first step when it can stand in for a regular run."""
     stored = store.stored_method() if store else None
-    if stored is not None and method not in ("auto", stored):
+    if store is not None and stored is not None and method not in ("auto", stored):
         raise ConfigError(f"method='{method}' but chunk_dir {store.directory} was started with '{stored}'; "
                           "use that method or a new chunk_dir")
-    chosen, evidence, probed = stored or method, {}, None
+    chosen = stored or method
+    evidence: dict = {}
+    probed: tuple | None = None
     if chosen == "auto":
         if rank == 0:
             chosen, evidence, probed = probe()
@@ -323,8 +325,9 @@ class _ChunkPlan:
 
 def _evaluate_chunks(plan: _ChunkPlan, chunks: list[int], run_step: Callable, num_samples: int,
                      store: ChunkStore | None, on_chunk: ChunkCallback | None, progress: bool
-                     ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], int, int]:
-    """Per-chunk (loss, accuracy) on the host, plus how many chunks were resumed and nodes evaluated.
+                     ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]], int, int]:
+    """Per-chunk (loss, accuracy, per-example losses or None) on the host, plus how many chunks were
+    resumed and nodes evaluated.
 
     Results stay on the device until the end unless they must be saved, so a run without a chunk_dir
     syncs with the host once.
@@ -343,13 +346,15 @@ def _evaluate_chunks(plan: _ChunkPlan, chunks: list[int], run_step: Callable, nu
                                    for k, p0 in enumerate(parts[0]))
             evaluated += hi - lo
             if store:
-                results[chunk] = _to_host(*results[chunk], num_samples)
+                loss_sum, correct, per_example = results[chunk]
+                results[chunk] = _to_host(loss_sum, correct, per_example, num_samples)
                 store.save(chunk, *results[chunk])
         bar.update()
         if on_chunk is not None:
             on_chunk(chunk, done, len(chunks))
     bar.close()
-    host = {c: (r if isinstance(r[0], np.ndarray) else _to_host(*r, num_samples)) for c, r in results.items()}
+    host = {c: (r if isinstance(r[0], np.ndarray) else _to_host(r[0], r[1], r[2], num_samples))
+            for c, r in results.items()}
     return host, resumed, evaluated
 
 

@@ -140,9 +140,9 @@ class NodeEvaluator:
             mapped = vmap(forward, in_dims=(0, None))
             args = (named,)
         else:
-            def forward(p, b, xb):
+            def forward_with_buffers(p, b, xb):
                 return functional_call(model, (p, b), (xb,))
-            mapped = vmap(forward, in_dims=(0, 0, None))
+            mapped = vmap(forward_with_buffers, in_dims=(0, 0, None))
             args = (named, self.buffers.unflatten(buffers))
         loss = torch.zeros(len(params), dtype=torch.float32, device=device)
         correct = torch.zeros(len(params), dtype=torch.int64, device=device)
@@ -227,7 +227,7 @@ PROBE_ON_CPU = True
 
 
 def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch.Tensor | None = None
-                  ) -> tuple[str, dict[str, float | str], tuple | None]:
+                  ) -> tuple[Method, dict[str, float | str], tuple | None]:
     """Time both strategies on the first batch for ``params``' nodes; return the faster and the evidence.
 
     When that batch is the whole data set, the winner's result is returned too (it is exactly what a
@@ -240,13 +240,15 @@ def choose_method(evaluator: NodeEvaluator, params: torch.Tensor, buffers: torch
     if params.device.type == "cpu" and not PROBE_ON_CPU:
         return "foreach", {"rule": "cpu"}, None
     evidence: dict[str, float | str] = {"rule": "measured"}
-    evidence["foreach_seconds_per_node"], result = _timed(evaluator, "foreach", params, buffers)
-    chosen = "foreach"
+    foreach_seconds, result = _timed(evaluator, "foreach", params, buffers)
+    evidence["foreach_seconds_per_node"] = foreach_seconds
+    chosen: Method = "foreach"
     try:
         with warnings.catch_warnings():  # ops without a batching rule fall back to a loop: the timing shows it
             warnings.filterwarnings("ignore", message="There is a performance drop")
-            evidence["vmap_seconds_per_node"], vmap_result = _timed(evaluator, "vmap", params, buffers)
-        if evidence["vmap_seconds_per_node"] < evidence["foreach_seconds_per_node"]:
+            vmap_seconds, vmap_result = _timed(evaluator, "vmap", params, buffers)
+        evidence["vmap_seconds_per_node"] = vmap_seconds
+        if vmap_seconds < foreach_seconds:
             chosen, result = "vmap", vmap_result
     except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
         if isinstance(exc, torch.cuda.OutOfMemoryError):

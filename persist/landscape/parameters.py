@@ -44,7 +44,9 @@ class FlatLayout:
         """Named views of ``flat`` (shape ``(..., size)``) with shapes ``(..., *shape)``; no copy."""
         lead = flat.shape[:-1]
         parts = flat.split(self.numels, dim=-1)
-        return {name: part.view(*lead, *shape) for name, part, shape in zip(self.names, parts, self.shapes)}
+        return {
+            name: part.view(*lead, *shape) for name, part, shape in zip(self.names, parts, self.shapes, strict=True)
+        }
 
 
 def combine(coefs: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,16 @@ import torch.nn as nn
 
 from persist.errors import ConfigError
 from persist.landscape.nodes import (
-    METHODS, PRECISIONS, Method, NodeEvaluator, Precision, check_choice, check_positive, choose_method,
-    nonfinite_to_inf, tf32_policy,
+    METHODS,
+    PRECISIONS,
+    Method,
+    NodeEvaluator,
+    Precision,
+    check_choice,
+    check_positive,
+    choose_method,
+    nonfinite_to_inf,
+    tf32_policy,
 )
 from persist.landscape.parameters import FlatLayout, check_same_device, combine, parameter_layout, preserved_state
 
@@ -41,7 +49,7 @@ class PathResult:
 
 
 def _check_endpoint(name: str, state: Mapping[str, torch.Tensor], layout: FlatLayout) -> None:
-    for key, shape in zip(layout.names, layout.shapes):
+    for key, shape in zip(layout.names, layout.shapes, strict=True):
         if key not in state:
             raise ConfigError(f"{name} lacks parameter '{key}' of the model")
         if state[key].shape != shape:
@@ -112,7 +120,9 @@ def evaluate_path(
         evaluator = NodeEvaluator(model, layout, x, y, batch_size, precision, buffers)
         nodes = _path_nodes(ts, layout, buffers, start, end, device, next(model.parameters()).dtype)
         steps = [(lo, min(lo + points_per_step, num_points)) for lo in range(0, num_points, points_per_step)]
-        chosen, probe, probed = method, {}, None
+        chosen: Method = method
+        probe: dict[str, float | str] = {}
+        probed: tuple | None = None
         if method == "auto":
             chosen, probe, probed = choose_method(evaluator, *nodes(*steps[0]))
         parts = [probed if k == 0 and probed is not None else evaluator.run(chosen, *nodes(*step))[:2]

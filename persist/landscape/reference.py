@@ -47,9 +47,9 @@ def evaluate_grid_reference(
         params = dict(model.named_parameters())
         theta = {n: p.detach().clone() for n, p in params.items()}
         for index in itertools.product(*(range(n) for n in shape)):
-            coords = [torch.tensor(a[i], dtype=dtype, device=device) for a, i in zip(axes, index)]
+            coords = [torch.tensor(a[i], dtype=dtype, device=device) for a, i in zip(axes, index, strict=True)]
             for name, p in params.items():
-                p.copy_(theta[name] + sum(c * v[name] for c, v in zip(coords, vectors)))
+                p.copy_(theta[name] + sum(c * v[name] for c, v in zip(coords, vectors, strict=True)))
             total, correct = 0.0, 0
             for start in range(0, len(x), batch_size):
                 xb, yb = x[start:start + batch_size], y[start:start + batch_size]

@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ class ChunkStore:
 
     def save(self, chunk: int, loss: np.ndarray, accuracy: np.ndarray, per_example: np.ndarray | None = None
              ) -> None:
-        extra = {} if per_example is None else {"per_example": per_example}
+        extra: dict[str, Any] = {} if per_example is None else {"per_example": per_example}
         atomic_write(self._path(chunk), lambda fh: np.savez(fh, loss=loss, accuracy=accuracy, **extra))
 
     def load(self, chunk: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ def save_grid(grid: LandscapeGrid, directory: str | Path) -> tuple[Path, Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     npz, meta = directory / "grid.npz", directory / "meta.json"
-    arrays = {f"axis{i}": a for i, a in enumerate(grid.axes)}
+    arrays: dict[str, Any] = {f"axis{i}": a for i, a in enumerate(grid.axes)}
     if grid.dims == 2:  # the names 2-D readers know
         arrays.update(alphas=grid.alphas, betas=grid.betas)
     if grid.per_example is not None:

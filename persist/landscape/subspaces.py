@@ -17,7 +17,7 @@ Both norms (unit and scaled) are in the record.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def reference_norm(model: nn.Module, one_d: str = "ignore") -> float:
     params = [p.detach().double() for p in model.parameters() if p.dim() > 1 or one_d != "ignore"]
     if not params:
         raise ConfigError("the model has only 1-D parameters: no filter-normalized scale to match")
-    return float(torch.sqrt(sum(p.square().sum() for p in params)))
+    return float(torch.sqrt(sum((p.square().sum() for p in params), torch.zeros((), dtype=torch.float64))))
 
 
 def _to_model(layout: FlatLayout, flat: torch.Tensor, model: nn.Module) -> dict[str, torch.Tensor]:
@@ -78,7 +78,7 @@ def hessian_directions(
         with measurement_mode(model):
             obj = make_objective(model, x, y, batch_size)
             matvec, like = flat_hvp(obj), flatten(obj.params)
-            solve = dict(tol=tol, maxiter=maxiter, seed=seed)
+            solve: dict[str, Any] = dict(tol=tol, maxiter=maxiter, seed=seed)
             parts = []
             if k - int(negative) > 0:
                 parts.append(extreme_eigenvalues(matvec, like, k=k - int(negative), which="LA", **solve))
@@ -109,7 +109,8 @@ def hessian_directions(
         "num_parameters": layout.size,
         "norm_unit": 1.0,
         "norm_scaled": scale,
-        "norm_theta": float(torch.sqrt(sum(p.detach().double().square().sum() for p in model.parameters()))),
+        "norm_theta": float(torch.sqrt(sum((p.detach().double().square().sum() for p in model.parameters()),
+                                           torch.zeros((), dtype=torch.float64)))),
         "scaling": "unit eigenvector x reference_norm (the norm of a filter-normalized direction of this model, "
                    f"one_d={one_d}); a grid step of 1 moves the weights as far as one along a random slice",
         "from_cache": from_cache,
@@ -222,7 +223,7 @@ def mode_directions(model: nn.Module, state_b: Mapping[str, torch.Tensor], state
     """
     layout = parameter_layout(model)
     for name, state in (("B", state_b), ("C", state_c)):
-        for key, shape in zip(layout.names, layout.shapes):
+        for key, shape in zip(layout.names, layout.shapes, strict=True):
             if key not in state or tuple(state[key].shape) != tuple(shape):
                 raise ConfigError(f"mode {name} does not match the model's parameter '{key}' (another architecture?)")
     flat = [layout.flatten(s).double().cpu() for s in (dict(model.named_parameters()), state_b, state_c)]

@@ -58,7 +58,7 @@ def create_model(
     if head.out_features != num_classes:
         raise ModelError(
             f"architecture '{name}' built a classifier with {head.out_features} outputs, not {num_classes}")
-    model.arch_name = name
+    model.arch_name = name  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors/modules only
     return model
 
 
@@ -75,7 +75,7 @@ def get_classifier(model: nn.Module) -> nn.Linear:
 
 def set_classifier(model: nn.Module, layer: nn.Linear) -> None:
     """Replace the final linear layer in place (used to widen the head for new classes)."""
-    parent_name, _, child = model.classifier_path.rpartition(".")
+    parent_name, _, child = str(model.classifier_path).rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, layer)
 

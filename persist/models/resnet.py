@@ -48,6 +48,11 @@ def _stage(block: ResidualBlock, inplanes: int, planes: int, blocks: int, stride
 class CifarResNet(nn.Module):
     """Four residual stages (strides 1, 2, 2, 2) behind a 3x3 stride-1 stem, then GAP and a linear head."""
 
+    layer1: nn.Sequential  # registered by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self, block: ResidualBlock, layers: Sequence[int], widths: Sequence[int], num_classes: int, in_channels: int
     ) -> None:
@@ -56,7 +61,7 @@ class CifarResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         inplanes = widths[0]
-        for index, (planes, blocks) in enumerate(zip(widths, layers)):
+        for index, (planes, blocks) in enumerate(zip(widths, layers, strict=True)):
             stage = _stage(block, inplanes, planes, blocks, stride=1 if index == 0 else 2)
             self.add_module(f"layer{index + 1}", stage)
             inplanes = planes * block.expansion

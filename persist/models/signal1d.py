@@ -34,7 +34,7 @@ def _mlp(in_features: int, hidden: int, num_classes: int, batchnorm: bool) -> nn
         nn.Linear(hidden, hidden), _norm(hidden, batchnorm), nn.ReLU(),
         nn.Linear(hidden, num_classes),
     )
-    model.classifier_path = "7"
+    model.classifier_path = "7"  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors/modules only
     return model
 
 

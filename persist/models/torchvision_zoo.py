@@ -108,7 +108,7 @@ def vgg16_bn(num_classes: int, in_channels: int, image_size: int, width: float) 
         )
     )
     kaiming_conv_init(model)
-    model.classifier_path = "fc"
+    model.classifier_path = "fc"  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors/modules only
     return model
 
 
@@ -194,7 +194,7 @@ def _regnet_y_400mf_params(width: float) -> BlockParams:
     with torch.device("cpu"):
         params = BlockParams.from_init_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8, se_ratio=0.25)
     widths = [scaled(w, width) for w in params.widths]
-    groups = [math.gcd(g, w) for g, w in zip(params.group_widths, widths)]
+    groups = [math.gcd(g, w) for g, w in zip(params.group_widths, widths, strict=True)]
     return BlockParams(params.depths, widths, groups, params.bottleneck_multipliers, params.strides, params.se_ratio)
 
 

@@ -51,7 +51,7 @@ class WideResNet(nn.Module):
         channels = [scaled(c, width) for c in (16, 16 * widen, 32 * widen, 64 * widen)]
         self.conv1 = nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False)
         stages = []
-        for index, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        for index, (cin, cout) in enumerate(zip(channels, channels[1:], strict=False)):
             stride = 1 if index == 0 else 2
             layers = [WideBasicBlock(cin, cout, stride, dropout)]
             layers += [WideBasicBlock(cout, cout, 1, dropout) for _ in range(1, blocks)]

@@ -6,7 +6,7 @@ Both read the weights only (no forward pass), so they never change training; the
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch.nn as nn
 
@@ -25,7 +25,7 @@ class _Measure:
 
     def __init__(self, p: float, layer_filter: LayerFilter | None, per_head: bool,
                  conv_input_sizes: Mapping[str, tuple[int, int]] | None, method: str) -> None:
-        self.kwargs = dict(p=p, layer_filter=layer_filter, per_head=per_head,
+        self.kwargs: dict[str, Any] = dict(p=p, layer_filter=layer_filter, per_head=per_head,
                            conv_input_sizes=conv_input_sizes, method=method)
 
     def __call__(self, model: nn.Module) -> dict[str, float]:

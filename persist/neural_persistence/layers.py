@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from persist.errors import ConfigError, ModelError
-from persist.neural_persistence.graph import sparse_spanning_forest_weights, spanning_forest_weights
+from persist.neural_persistence.graph import spanning_forest_weights, sparse_spanning_forest_weights
 
 LayerFilter = Callable[[str, nn.Module], bool]
 
@@ -45,7 +45,8 @@ LayerFilter = Callable[[str, nn.Module], bool]
 class WeightGraph(Protocol):
     """A layer's weight graph: its name, the raw weights it is built from, and its diagram's deaths."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only, so frozen dataclasses satisfy it
 
     def params(self) -> torch.Tensor: ...
 
@@ -94,7 +95,8 @@ class UnrolledConvGraph:
 
 def _same_padding(conv: nn.Conv2d) -> tuple[int, int]:
     """Left/top padding PyTorch uses for padding='same' (the extra pixel goes right/bottom)."""
-    return tuple(d * (k - 1) // 2 for d, k in zip(conv.dilation, conv.kernel_size))  # type: ignore[return-value]
+    pads = tuple(d * (k - 1) // 2 for d, k in zip(conv.dilation, conv.kernel_size, strict=True))
+    return pads  # type: ignore[return-value]
 
 
 def _conv_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -103,7 +105,7 @@ def _conv_padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
         return (0, 0), (0, 0)
     if conv.padding == "same":
         before = _same_padding(conv)
-        after = tuple(d * (k - 1) - b for d, k, b in zip(conv.dilation, conv.kernel_size, before))
+        after = tuple(d * (k - 1) - b for d, k, b in zip(conv.dilation, conv.kernel_size, before, strict=True))
         return before, after  # type: ignore[return-value]
     return tuple(conv.padding), tuple(conv.padding)  # type: ignore[return-value]
 

@@ -76,9 +76,9 @@ def neural_persistence(
         rows = [_layer_values(g, w_max, p, method).to(w_max.device) for g in graphs]
         table = torch.stack(rows).cpu().tolist()
     result: dict[str, float] = {}
-    for graph, row in zip(graphs, table):
-        result.update({f"np/{graph.name}/{key}": value for key, value in zip(_PER_LAYER, row)})
-    columns = list(zip(*table))
+    for graph, row in zip(graphs, table, strict=True):
+        result.update({f"np/{graph.name}/{key}": value for key, value in zip(_PER_LAYER, row, strict=True)})
+    columns = list(zip(*table, strict=True))
     result["np/mean_normalized"] = math.fsum(columns[1]) / len(graphs)
     result["np/total"] = math.fsum(columns[0])
     result["np/mean_weight_std"] = math.fsum(columns[2]) / len(graphs)

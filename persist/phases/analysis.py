@@ -41,7 +41,7 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
     runs = sorted((run for phase in PHASE_PREFIXES for run in
                    find_runs(f"attributes.status = 'FINISHED' and tags.`persist.phase` = '{phase}'", [exp])),
                   key=lambda run: run.info.start_time, reverse=True)
-    trains = {}
+    trains: dict[tuple[str, ...], Any] = {}  # member -> its newest finished train run
     for run in runs:  # newest first
         if run.data.tags["persist.phase"] == "train" and (train_run_ids is None or run.info.run_id in train_run_ids):
             trains.setdefault(_member(run.data.tags), run)

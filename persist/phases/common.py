@@ -28,7 +28,7 @@ def np_hooks(cfg: RunConfig, every: int, patience: int = 0, burn_in: int = 0) ->
     from persist.tracking import log_metrics
 
     hooks: list = []
-    options = {"p": cfg.neural_persistence.p, "per_head": cfg.neural_persistence.per_head}
+    options: dict[str, Any] = {"p": cfg.neural_persistence.p, "per_head": cfg.neural_persistence.per_head}
     if every > 0:
         hooks.append(NeuralPersistenceTracker(every, lambda values, step: log_metrics(values, step), **options))
     if patience > 0:

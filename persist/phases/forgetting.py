@@ -50,7 +50,7 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
                                task_a.num_classes, num_points=f.barrier_points)
         log_metrics({**result.summary, **barrier.summary()}, prefix="forgetting/")
         for step, acc, masked, acc_b in zip(result.curve.steps, result.curve.task_a_acc,
-                                            result.curve.task_a_acc_masked, result.curve.task_b_acc):
+                                            result.curve.task_a_acc_masked, result.curve.task_b_acc, strict=True):
             log_metrics({"task_a_acc": acc, "task_a_acc_masked": masked, "task_b_acc": acc_b},
                         step=int(step), prefix="forgetting/curve_")
         payload = json.loads(result.to_json())

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,9 +118,10 @@ def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torc
                chunks: Path, progress: bool) -> tuple[LandscapeGrid, tuple[np.ndarray, np.ndarray] | None]:
     """Grid of slice ``k`` from its two half-data grids (resumable by chunk), and the halves' losses."""
     ls = cfg.landscape
-    options = dict(resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
-                   method=ls.method, points_per_step=ls.points_per_step, progress=progress,
-                   per_example=keep_per_example(cfg), measure_limit=True)
+    options: dict[str, Any] = dict(
+        resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
+        method=ls.method, points_per_step=ls.points_per_step, progress=progress,
+        per_example=keep_per_example(cfg), measure_limit=True)
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2

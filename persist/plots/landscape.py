@@ -53,10 +53,11 @@ def plot_contour(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, *, lev
         filled = ax.contourf(alphas, betas, z, levels=bounds, cmap=CMAP, norm=LogNorm())
     else:
         filled = ax.contourf(alphas, betas, z, levels=levels, cmap=CMAP)
-    ax.contour(alphas, betas, z, levels=filled.levels[::3], colors="white", linewidths=0.5, alpha=0.6)
+    drawn = np.asarray(filled.levels)
+    ax.contour(alphas, betas, z, levels=drawn[::3], colors="white", linewidths=0.5, alpha=0.6)
     bar = fig.colorbar(filled, ax=ax, label="loss" + (" (log scale)" if log_scale else ""))
     if log_scale:
-        bar.set_ticks(np.geomspace(filled.levels[0], filled.levels[-1], 6))
+        bar.set_ticks(np.geomspace(drawn[0], drawn[-1], 6).tolist())
         bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
         bar.ax.yaxis.set_minor_formatter(NullFormatter())
     a, b, value = _minimum(alphas, betas, loss)

@@ -67,7 +67,7 @@ def plot_np_layers(values: Mapping[str, float], title: str = "") -> Figure:
     twin.plot(list(positions), spread, "o-", color="tab:orange", label="weight std")
     twin.set_ylabel("weight standard deviation")
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], fontsize="small", loc="upper right")
+    ax.legend(handles, [str(h.get_label()) for h in handles], fontsize="small", loc="upper right")
     ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -9,7 +9,7 @@ measures spanning three orders of magnitude hides exactly the ordering the test 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -138,7 +138,7 @@ def prediction_plot(
     span = (everything.min(), everything.max())
     pad = 0.05 * (span[1] - span[0] or 1.0)
     limits = (span[0] - pad, span[1] + pad)
-    for ax, (name, yhat) in zip(axes[0], predictions.items()):
+    for ax, (name, yhat) in zip(axes[0], predictions.items(), strict=True):
         ax.plot(limits, limits, color="0.6", lw=1, ls="--", zorder=0)
         _labelled_points(ax, observed, np.asarray(yhat, float), labels)
         ax.set(xlim=limits, ylim=limits, xlabel=f"observed {target_name}", title=name)
@@ -165,7 +165,8 @@ def analysis_figures(result: AnalysisResult) -> Iterator[tuple[str, Figure]]:
         yield "heatmap.png", correlation_heatmap(r, p, f"Spearman rho (stars: uncorrected {result.p_column})")
     if not main.empty:
         corrected = main["p_corrected"].to_numpy(float) < result.spec.alpha
-        labels = [f"{p} ({SYMBOL[m]}, {c})" for p, m, c in zip(main["predictor"], main["method"], main["ci_method"])]
+        labels = [f"{p} ({SYMBOL[m]}, {c})"
+                  for p, m, c in zip(main["predictor"], main["method"], main["ci_method"], strict=True)]
         yield "forest.png", forest_plot(labels, main["r"], main["ci_low"], main["ci_high"],
                                         groups=list(main["outcome"]), highlight=corrected)
     for row in spear.itertuples():
@@ -188,8 +189,9 @@ def _scatter(result: AnalysisResult, row) -> Figure:
 
 
 def _prediction_figure(result: AnalysisResult) -> Figure:
-    pred = result.prediction
-    target = result.spec.prediction.target
+    pred, declared = result.prediction, result.spec.prediction
+    assert pred is not None and declared is not None  # drawn only for a result with a prediction
+    target = declared.target
     scores = {}
     for m, r2, rho in pred.scores[["model", "r2", "spearman"]].to_numpy():
         if not np.isfinite(r2):
@@ -203,7 +205,7 @@ def _prediction_figure(result: AnalysisResult) -> Figure:
 
 def _labelled_points(ax: Axes, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> None:
     ax.scatter(x, y, s=36, color=_POINT, alpha=0.85, edgecolor="white", linewidth=0.6, zorder=3)
-    for k, (xi, yi, text) in enumerate(zip(x, y, labels)):
+    for k, (xi, yi, text) in enumerate(zip(x, y, labels, strict=True)):
         ax.annotate(str(text), (xi, yi), xytext=(4, 4 if k % 2 == 0 else -9), textcoords="offset points",
                     fontsize=7, color="0.25")
 
@@ -219,7 +221,7 @@ def _log_scale_if_wide(ax: Axes, axis: str, values: np.ndarray) -> None:
         setter("symlog", linthresh=float(positive.min()), linscale=0.5)
 
 
-def _style(ax: Axes, grid_axis: str = "both") -> None:
+def _style(ax: Axes, grid_axis: Literal["both", "x", "y"] = "both") -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(True, axis=grid_axis, color="0.92", lw=0.8)

@@ -71,7 +71,7 @@ def plot_barcode(
     fig = Figure(figsize=(6.4, min(height, 11.0)), layout="constrained")
     axes = fig.subplots(max(len(dims), 1), 1, sharex=True, squeeze=False,
                         height_ratios=[r + 4 for r in rows] or None)[:, 0]
-    for ax, k in zip(axes, dims):
+    for ax, k in zip(axes, dims, strict=False):  # no dims: one empty panel, no pairs
         _draw_bars(ax, as_diagram(diagrams[k]), k, eps, inf, max_bars)
     for ax in axes:
         ax.set_xlim(lo - pad, inf + pad)
@@ -132,7 +132,7 @@ def plot_landscape_profile(
     x = 0.0
     for root in shown.roots:
         # the part of a region above its last saddle is no basin: a narrow rim instead of its full size
-        inner = sum(max(shown.size[k], 1) for k in kids[root]) or max(shown.size[root], 1)
+        inner = sum(max(int(shown.size[k]), 1) for k in kids[root]) or max(int(shown.size[root]), 1)
         width = float(min(max(shown.size[root], 1), 1.1 * inner))
         valley(int(root), x, width, top)
         x += width
@@ -142,7 +142,7 @@ def plot_landscape_profile(
     ax.fill_between(xs, ys, floor, color="#c9d9ee", lw=0, zorder=1)
     ax.plot(xs, ys, color=DIMENSION_COLORS[0], lw=1.3, zorder=2)
     if minima:
-        mx, my, real = (np.array(v) for v in zip(*minima))
+        mx, my, real = (np.array(v) for v in zip(*minima, strict=True))
         ax.scatter(mx[real], my[real], s=28, color=DIMENSION_COLORS[1], zorder=3, label="minimum above the floor")
         ax.scatter(mx[~real], my[~real], s=18, color="0.6", zorder=3, label="minimum at or below the floor")
     ax.set_xlim(0, max(x, 1.0))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ def run_analysis(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisResult:
         sub_seeds = None if seeds is None else seeds[seeds[spec.label].isin(sub[spec.label])]
         for outcome in spec.outcomes:
             for predictor in spec.predictors:
-                for method in spec.methods:
+                for method in spec.methods or ():
                     covariates = spec.covariates if method == "partial_spearman" else ()
                     if predictor in covariates:
                         continue  # a measure cannot be tested while controlling for itself
@@ -130,9 +130,11 @@ def _one_test(
     if len(data) < spec.min_n:
         return row | {"note": f"n < min_n ({spec.min_n})", "ci_note": "not computed"}, pd.DataFrame()
     reason = not_testable_reason(x, y)
-    est = correlate(x, y, method, z) if not reason else None
-    if reason or not np.isfinite(est.r):
-        return row | {"note": reason or est.note, "ci_note": "not computed"}, pd.DataFrame()
+    if reason:
+        return row | {"note": reason, "ci_note": "not computed"}, pd.DataFrame()
+    est = correlate(x, y, method, z)
+    if not np.isfinite(est.r):
+        return row | {"note": est.note, "ci_note": "not computed"}, pd.DataFrame()
     interval = _interval(method, x, y, z, est.r, data, seeds, columns, spec)
     infl = leave_one_out(x, y, data[spec.label].to_numpy(), method, z, spec.alpha)
     row |= {
@@ -151,8 +153,8 @@ def _interval(
     seeds: pd.DataFrame | None, columns: list[str], spec: AnalysisSpec,
 ) -> Interval:
     """The policy's interval; with seeds, a two-level bootstrap over the labels' per-seed rows."""
-    options = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed, "confidence": spec.confidence,
-               "ci_method": spec.ci_method}
+    options: dict[str, Any] = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed,
+                               "confidence": spec.confidence, "ci_method": spec.ci_method}
     if seeds is None:
         return confidence_interval(method, x, y, z, **options)
     rows = complete_cases(seeds[seeds[spec.label].isin(data[spec.label])], columns)

@@ -104,6 +104,7 @@ def intervals_from_distribution(
     q = np.broadcast_to(np.array([alpha / 2, 1 - alpha / 2]), (*dist.shape[:-1], 2))
     defined = k > 0
     if ci_method == "bca":
+        assert jack is not None, "BCa needs the jackknife values"
         est = np.asarray(estimate, float)[..., None]
         with np.errstate(invalid="ignore", divide="ignore"):
             below = (np.count_nonzero(dist < est, -1) + np.count_nonzero(dist <= est, -1)) / (2 * k)

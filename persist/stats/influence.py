@@ -48,7 +48,7 @@ def leave_one_out(
     fx, fy, fz = _folds(x), _folds(y), tuple(_folds(np.asarray(c, float)) for c in covariates)
     r = statistic(fx, fy, *fz)
     if method == "kendall":
-        p = np.array([stats.kendalltau(a, b)[1] for a, b in zip(fx, fy)])
+        p = np.array([stats.kendalltau(a, b)[1] for a, b in zip(fx, fy, strict=True)])
     else:
         p = t_test_pvalue(r, len(x) - 1, len(covariates))
     folds = pd.DataFrame({"left_out": [str(v) for v in labels], "r": r, "p": p, "delta_r": r - full})
@@ -63,7 +63,7 @@ def leave_one_out(
     )
 
 
-def t_test_pvalue(r: np.ndarray, n: int, n_covariates: int = 0) -> np.ndarray:
+def t_test_pvalue(r: np.ndarray | float, n: int, n_covariates: int = 0) -> np.ndarray:
     """Two-sided p of a (partial) correlation from t = r sqrt(df / (1 - r^2)), df = n - 2 - k."""
     df = n - 2 - n_covariates
     with np.errstate(divide="ignore", invalid="ignore"):

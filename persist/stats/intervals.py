@@ -118,7 +118,7 @@ def confidence_intervals(
     """The policy's interval for each of many tables of the same size: x, y, covariates are (T, n)."""
     data = tuple(np.asarray(v, float) for v in (x, y, *covariates))
     r = STATISTICS[method](*data) if estimates is None else np.asarray(estimates, float)
-    dist = bootstrap_distribution(method, *data[:2], data[2:], n_bootstrap, seed) if n_bootstrap else None
+    dist = bootstrap_distribution(method, data[0], data[1], data[2:], n_bootstrap, seed) if n_bootstrap else None
     return _policy(method, data, r, dist, confidence, ci_method, "")
 
 
@@ -129,10 +129,11 @@ def _policy(
     n = data[0].shape[-1]
     ordered = [np.sort(v, -1) for v in data[:2]]
     tied = np.any([np.any(np.diff(v, axis=-1) == 0, -1) for v in ordered], 0)
-    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t)) for ri, t in zip(r, tied)]
+    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t))
+                for ri, t in zip(r, tied, strict=True)]
     if dist is None:
         return fallback
-    jack = jackknife(method, *data[:2], data[2:]) if ci_method == "bca" else None
+    jack = jackknife(method, data[0], data[1], data[2:]) if ci_method == "bca" else None
     low, high, defined, share = intervals_from_distribution(dist, r, jack, confidence, ci_method)
     out = []
     for i, fb in enumerate(fallback):

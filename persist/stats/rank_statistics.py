@@ -8,6 +8,8 @@ value: a constant column, or (for a partial correlation) a variable the covariat
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from scipy.stats import rankdata as _scipy_rankdata
 
@@ -107,4 +109,6 @@ def _design(covariates: tuple[np.ndarray, ...], shape: tuple[int, ...], axis: in
     return np.stack(columns, axis=-1)
 
 
-STATISTICS = {"spearman": spearman, "kendall": kendall, "partial_spearman": partial_spearman}
+STATISTICS: dict[str, Callable[..., np.ndarray]] = {
+    "spearman": spearman, "kendall": kendall, "partial_spearman": partial_spearman,
+}

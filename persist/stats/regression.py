@@ -36,7 +36,7 @@ def rank_regression(table: pd.DataFrame, outcome: str, predictors: tuple[str, ..
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = pg.linear_regression(ranks[list(predictors)], ranks[outcome])
-    vif = dict(zip(predictors, variance_inflation(ranks[list(predictors)].to_numpy())))
+    vif = dict(zip(predictors, variance_inflation(ranks[list(predictors)].to_numpy()), strict=True))
     return pd.DataFrame(
         {
             "outcome": outcome,

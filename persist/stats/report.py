@@ -97,10 +97,12 @@ def _display(rows: pd.DataFrame, result: AnalysisResult) -> pd.DataFrame:
         "family": rows["family"].replace("", "(exploratory)"),
         "predictor": rows["predictor"],
         "outcome": rows["outcome"],
-        "method": [SYMBOL[m] + (f" | {c}" if c else "") for m, c in zip(rows["method"], rows["covariates"])],
+        "method": [SYMBOL[m] + (f" | {c}" if c else "")
+                   for m, c in zip(rows["method"], rows["covariates"], strict=True)],
         "n": rows["n"],
         f"r [{level}% CI]": [format_r(*v) for v in rows[["r", "ci_low", "ci_high"]].to_numpy(float)],
-        "CI": [m if np.isfinite(r) else "–" for m, r in zip(rows["ci_method"], rows["r"].to_numpy(float))],
+        "CI": [m if np.isfinite(r) else "–"
+               for m, r in zip(rows["ci_method"], rows["r"].to_numpy(float), strict=True)],
         "CI undefined": [f"{v:.1%}" if np.isfinite(v) else "–" for v in rows["ci_undefined"].to_numpy(float)],
         "p": rows["p"].map(format_p),
         "p_perm": rows["p_perm"].map(format_p),
@@ -214,6 +216,7 @@ def _prediction_section(result: AnalysisResult) -> list[str]:
     if pred is None:
         return []
     spec = result.spec.prediction
+    assert spec is not None  # a prediction result exists only when the spec declares one
     scores = pred.scores
     show = scores.assign(
         r2=scores["r2"].map(lambda v: f"{v:+.3f}" if np.isfinite(v) else "–"),
@@ -248,7 +251,7 @@ def _notes(result: AnalysisResult) -> list[str]:
     exploratory = int((res["family"] == "").sum())
     if exploratory:
         notes.append(f"{exploratory} test(s) belong to no declared family: exploratory, not corrected.")
-    if "partial_spearman" in spec.methods:
+    if "partial_spearman" in (spec.methods or ()):
         notes.append("Partial Spearman: Pearson's r of the residuals of rank(x) and rank(y) on [1, rank(covariates)] "
                      "(undefined when a residual is zero); p from the t approximation on n - 2 - k df; p_perm by "
                      "Freedman-Lane (residuals of rank(outcome) on rank(covariates) permuted); the bootstrap and "

@@ -313,7 +313,7 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
 def _validate(spec: AnalysisSpec) -> None:
     if not spec.predictors or not spec.outcomes:
         raise ConfigError("analysis spec needs at least one name in 'predictors' and in 'outcomes'")
-    for m in spec.methods:
+    for m in spec.methods or ():
         _one_of("methods", m, METHODS)
     for c in spec.corrections:
         _one_of("corrections", c, CORRECTIONS)
@@ -321,7 +321,7 @@ def _validate(spec: AnalysisSpec) -> None:
     _one_of("ci_method", spec.ci_method, CI_METHODS)
     _one_of("aggregate", spec.aggregate, AGGREGATES)
     _one_of("missing_columns", spec.missing_columns, MISSING)
-    if "partial_spearman" in spec.methods and not spec.covariates:
+    if "partial_spearman" in (spec.methods or ()) and not spec.covariates:
         raise ConfigError("'methods' lists partial_spearman but 'covariates' is empty")
     if spec.n_permutations < 1:
         raise ConfigError(f"'n_permutations' must be >= 1, got {spec.n_permutations}")
@@ -346,7 +346,7 @@ def _validate_references(spec: AnalysisSpec) -> None:
     known = {
         "predictors": set(spec.predictors) | set(spec.covariates),
         "outcomes": set(spec.outcomes),
-        "methods": set(spec.methods),
+        "methods": set(spec.methods or ()),
         "subsets": set(subset_names),
     }
     for fam in spec.families:

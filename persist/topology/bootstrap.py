@@ -99,7 +99,7 @@ def bootstrap_floor(distances: np.ndarray, alpha: float, dims: Sequence[int]) ->
     if not 0 < alpha < 1:
         raise ConfigError(f"bootstrap alpha must be in (0, 1), got {alpha!r}")
     quantiles = np.quantile(np.asarray(distances, dtype=np.float64), 1.0 - alpha, axis=0)
-    return {k: 2.0 * float(q) for k, q in zip(dims, np.atleast_1d(quantiles))}
+    return {k: 2.0 * float(q) for k, q in zip(dims, np.atleast_1d(quantiles), strict=True)}
 
 
 def _per_example(per_example: np.ndarray) -> np.ndarray:

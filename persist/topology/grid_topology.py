@@ -230,6 +230,7 @@ def grid_topology(
         + ", vertex births = values (lower star)",
     }
     if distances is not None:
+        assert per_example is not None  # the bootstrap distances come from the per-example losses
         info.update(
             bootstrap_samples=cfg.bootstrap_samples,
             bootstrap_alpha=cfg.bootstrap_alpha,
@@ -267,7 +268,7 @@ def _summary(
             if name != "stability":
                 summary[f"noise_floor_{name}_h{k}"] = floor[k] if floor else nan
             life = lifetimes(diagrams[k])
-            above = life[life > floor[k]] if floor else None
+            above = life[life > floor[k]] if floor else np.empty(0)
             summary[f"h{k}_count_above_{name}"] = float(above.size) if floor else nan
             summary[f"h{k}_total_above_{name}"] = float(above.sum()) if floor else nan
     summary["merge_tree_minima"] = float(tree.leaves.size)

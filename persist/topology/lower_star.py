@@ -76,7 +76,7 @@ def lower_star_diagrams(
     connectivity = _resolved_connectivity(values.ndim, connectivity)
     max_dim = _resolved_max_dim(values.ndim, max_dim)
     bars = BACKENDS.get(backend)(values, connectivity, max_dim)
-    diagrams = {k: _cleaned(bars.get(k, ())) for k in range(max_dim + 1)}
+    diagrams = {k: _cleaned(bars.get(k, np.empty((0, 2)))) for k in range(max_dim + 1)}
     meta = {
         "filtration": "lower_star",
         "connectivity": connectivity,
@@ -129,8 +129,8 @@ def grid_edges(shape: tuple[int, ...], connectivity: int) -> tuple[np.ndarray, n
     index = np.arange(math.prod(shape)).reshape(shape)
     us, vs = [], []
     for offset in grid_offsets(len(shape), connectivity):
-        lower = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(offset, shape))
-        upper = tuple(slice(max(0, d), n - max(0, -d)) for d, n in zip(offset, shape))
+        lower = tuple(slice(max(0, -d), n - max(0, d)) for d, n in zip(offset, shape, strict=True))
+        upper = tuple(slice(max(0, d), n - max(0, -d)) for d, n in zip(offset, shape, strict=True))
         us.append(index[lower].ravel())
         vs.append(index[upper].ravel())
     return np.concatenate(us), np.concatenate(vs)

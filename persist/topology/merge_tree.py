@@ -200,7 +200,7 @@ def _sweep(flat: np.ndarray, finite: np.ndarray, us: np.ndarray, vs: np.ndarray,
             node_of[component] = add(value[m], m, value[m])
         return node_of[component]
 
-    for a, b in zip(us.tolist(), vs.tolist()):
+    for a, b in zip(us.tolist(), vs.tolist(), strict=True):
         ra, rb = find(a), find(b)
         saddle = a if value[a] >= value[b] else b
         level = value[saddle]
@@ -208,7 +208,7 @@ def _sweep(flat: np.ndarray, finite: np.ndarray, us: np.ndarray, vs: np.ndarray,
         if value[low[younger]] < level:  # a real merge: the younger basin dies here with positive lifetime
             kids = (node(elder), node(younger))
             new = add(level, saddle, value[low[elder]])
-            for k, component in zip(kids, (elder, younger)):
+            for k, component in zip(kids, (elder, younger), strict=True):
                 parent[k] = new
                 sizes[k] = size[component]
             node_of[elder] = new

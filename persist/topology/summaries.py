@@ -106,7 +106,7 @@ def aggregate_summaries(summaries: Sequence[Mapping[str, float]]) -> dict[str, f
     table = np.array([[s[k] for k in keys] for s in summaries], dtype=np.float64)
     sd = table.std(axis=0, ddof=1) if len(summaries) > 1 else np.full(len(keys), np.nan)
     out: dict[str, float] = {}
-    for key, mean, spread in zip(keys, table.mean(axis=0), sd):
+    for key, mean, spread in zip(keys, table.mean(axis=0), sd, strict=True):
         out[f"{key}_mean"] = float(mean)
         out[f"{key}_sd"] = float(spread)
     return out

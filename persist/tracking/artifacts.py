@@ -27,7 +27,7 @@ def log_arrays(artifact_file: str, **arrays: np.ndarray) -> None:
             (array,) = arrays.values()
             np.save(local, array)
         else:
-            np.savez(local, **arrays)
+            np.savez(local, **arrays)  # type: ignore[arg-type]  # numpy's stub lets **kwds fill allow_pickle
         mlflow.log_artifact(str(local), artifact_path=str(path.parent) if str(path.parent) != "." else None)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
@@ -28,8 +29,9 @@ def log_dataset(features: np.ndarray, targets: np.ndarray, name: str, digest: st
     The digest is the one persist already computes (sha256 of the tensors), so the UI's dataset digest
     matches ``landscape/meta.json``; the data themselves are not copied into the store.
     """
-    dataset = mlflow.data.from_numpy(np.asarray(features), targets=np.asarray(targets), name=name,
-                                     digest=digest[:36], source=source)  # None: the code that ran
+    # source None means the code that ran; MLflow's annotation omits None although it is the default
+    dataset = from_numpy(np.asarray(features), targets=np.asarray(targets), name=name,
+                         digest=digest[:36], source=source)  # type: ignore[arg-type]
     mlflow.log_input(dataset, context=context, tags=tags)
 
 

@@ -274,7 +274,7 @@ def end_own_runs(status: str = "KILLED") -> int:
 def _resumable(phase: str, tags: dict[str, str], finished_too: bool = False) -> str | None:
     """An interrupted run of this phase and identity; with ``finished_too`` also a finished one, but only
     under the same parent (a resumed landscape run reopens its own slices, never another run's)."""
-    keys = ("persist.config_hash", "persist.upstream_run_id", "persist.slice", "persist.git_sha")
+    keys: tuple[str, ...] = ("persist.config_hash", "persist.upstream_run_id", "persist.slice", "persist.git_sha")
     keys += ("mlflow.parentRunId",) if finished_too else ()
     clauses = [f"tags.`persist.phase` = '{phase}'"] + [f"tags.`{k}` = '{tags[k]}'" for k in keys if k in tags]
     for run in find_runs(" and ".join(clauses), [_active_experiment_id()]):
@@ -288,7 +288,9 @@ def _resumable(phase: str, tags: dict[str, str], finished_too: bool = False) -> 
 def _active_experiment_id() -> str:
     from mlflow.tracking.fluent import _get_experiment_id
 
-    return _get_experiment_id()
+    experiment = _get_experiment_id()
+    assert experiment is not None  # MLflow falls back to the default experiment "0"
+    return experiment
 
 
 @contextlib.contextmanager
@@ -370,7 +372,9 @@ def config_params(cfg: Any, sections: tuple[str, ...] | None = None) -> dict[str
 
 
 def _log_config(cfg: Any, sections: tuple[str, ...] | None = None) -> None:
-    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    run = mlflow.active_run()
+    assert run is not None  # config is logged inside a started run
+    existing = mlflow.get_run(run.info.run_id).data.params
     params = {k: v for k, v in config_params(cfg, sections).items() if k not in existing}
     if params:
         mlflow.log_params(params)

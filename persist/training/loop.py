@@ -167,7 +167,8 @@ def train(
                                     epoch * steps_per_epoch)
         val = evaluate(model, task.x_val, task.y_val)
         metrics = {"train_loss": train_metrics["loss"], "train_accuracy": train_metrics["accuracy"],
-                   "val_loss": val["loss"], "val_accuracy": val["accuracy"], "lr": scheduler.get_last_lr()[0]}
+                   "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   "lr": float(scheduler.get_last_lr()[0])}
         if val["accuracy"] > result.best_val_accuracy:
             result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             result.best_epoch, result.best_val_accuracy = epoch, val["accuracy"]
