@@ -31,5 +31,5 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check persist
+	$(VENV)/bin/ruff check persist tests benchmarks scripts
 	$(VENV)/bin/mypy
