@@ -314,11 +314,17 @@ class NeuralPersistenceConfig(Section):
     RULES = {"p": Range(1, finite=False)}
 
 
+STUDY_FAMILIES = ("random", "hessian", "trajectory", "modes")
+
+
 @dataclass(frozen=True)
 class StudyConfig(Section):
     archs: tuple[str, ...] = ("mlp",)  # architectures of the study, each NAME or NAME@WIDTH
     seeds: tuple[int, ...] = (0,)  # training seeds; one parent run per architecture x seed
     analysis_spec: str = "analysis/persist.yaml"  # the declared hypotheses tested at the end
+    # direction families: one landscape run per member and family (curvature on the first); modes = the plane
+    # through theta_A of the seed, theta_A of the architecture's next seed and theta_B after forgetting
+    directions: tuple[str, ...] = ("random",)
 
     KEY = "study"
     RULES = {"seeds": NON_NEGATIVE}
@@ -326,6 +332,11 @@ class StudyConfig(Section):
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield len(self.archs) > 0, "study.archs must list at least one architecture"
         yield len(self.seeds) > 0, "study.seeds must list at least one seed"
+        yield len(self.directions) > 0, "study.directions must list at least one direction family"
+        for family in self.directions:
+            yield family in STUDY_FAMILIES, (f"study.directions entry '{family}' is not a direction family; "
+                                             f"choose from {', '.join(STUDY_FAMILIES)}")
+        yield len(set(self.directions)) == len(self.directions), "study.directions lists a family twice"
         for entry in self.archs:
             name, _, width = entry.partition("@")
             yield name in CATALOG, unknown_architecture("study.archs", name)
