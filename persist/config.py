@@ -325,9 +325,10 @@ class StudyConfig(Section):
     # direction families: one landscape run per member and family (curvature on the first); modes = the plane
     # through theta_A of the seed, theta_A of the architecture's next seed and theta_B after forgetting
     directions: tuple[str, ...] = ("random",)
+    hessian_span: float = 0.1  # landscape.span of the hessian family: its top-curvature walls need a short span
 
     KEY = "study"
-    RULES = {"seeds": NON_NEGATIVE}
+    RULES = {"seeds": NON_NEGATIVE, "hessian_span": POSITIVE}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield len(self.archs) > 0, "study.archs must list at least one architecture"
@@ -428,11 +429,12 @@ def mnist1d() -> RunConfig:
     return override(RunConfig(experiment="persist-mnist1d"), [
         "data.dataset=mnist1d", "data.samples=4000", "data.augment=false", "model.arch=cnn1d",
         "train.epochs=20", "train.batch_size=64", "train.lr=0.05", "train.warmup_epochs=1",
-        "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
-        "curvature.subset=256", "curvature.probes=8", "curvature.eigen_tol=0.01", "curvature.barrier_directions=5",
+        "landscape.resolution=15", "landscape.slices=2", "landscape.subset=384", "landscape.batch_size=512",
+        "topology.floor=bottleneck",
+        "curvature.subset=128", "curvature.probes=4", "curvature.eigen_tol=0.01", "curvature.barrier_directions=3",
         "forgetting.steps=0,5,10,25,50,100,250", "forgetting.batch_size=64", "forgetting.lr=0.02",
         "study.archs=" + ",".join(MNIST1D_ARCHITECTURES), "study.seeds=0,1,2",
-        "study.analysis_spec=analysis/mnist1d.yaml",
+        "study.directions=random,hessian,modes", "study.analysis_spec=analysis/mnist1d.yaml",
     ])
 
 

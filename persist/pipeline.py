@@ -61,9 +61,11 @@ def families(cfg: RunConfig) -> tuple[str, ...]:
 
 
 def family_config(cfg: RunConfig, family: str, first: bool, run_ids: tuple[str, ...] = ()) -> RunConfig:
-    """The landscape config of one family: random keeps ``landscape.slices``, the others are one 2-D plane;
-    curvature is measured once per member, with the ``first`` family."""
+    """The landscape config of one family: random keeps ``landscape.slices`` and ``span``, the others are
+    one 2-D plane (hessian over ``study.hessian_span``, docs/landscape-directions.md); curvature is measured once per member, with the ``first`` family."""
     sets = [f"landscape.directions={family}"] + ([] if family == "random" else ["landscape.dims=2"])
+    if family == "hessian":
+        sets.append(f"landscape.span={cfg.study.hessian_span}")
     if family == "modes":
         sets.append("landscape.run_ids=" + ",".join(run_ids))
     if not first:
