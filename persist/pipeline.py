@@ -13,6 +13,7 @@ after a kill continues where it stopped and duplicates nothing.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -186,6 +187,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
     analysis then covers the members that finished. ``fail_fast`` stops at the first failure instead.
     """
     from persist.phases.analysis import run_analysis_phase
+    from persist.phases.study_report import log_study_report
     from persist.phases.study_row import log_study_rows
 
     members = [(entry, seed) for entry in cfg.study.archs for seed in cfg.study.seeds]
@@ -214,7 +216,13 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
         if not result.architectures:
             raise PersistError(f"every study member failed (first: {result.missing[0]['reason']})")
         log_study_rows(result.architectures, study.info.run_id, study.info.experiment_id, cfg.study.analysis_spec)
+        train_ids = {member.run_ids["train"] for member in result.architectures}
         result.analysis_run_id, result.analysis = run_analysis_phase(
-            cfg.study.analysis_spec, experiment=experiment_name(study),
-            train_run_ids={member.run_ids["train"] for member in result.architectures})
+            cfg.study.analysis_spec, experiment=experiment_name(study), train_run_ids=train_ids)
+        try:  # the report reads what is logged; a failure is recorded and does not undo the study
+            log_study_report(experiment_name(study), train_ids, result.analysis, families(cfg),
+                             title=f"Study {cfg.experiment}: {cfg.data.dataset}")
+        except Exception as exc:
+            set_tags({"persist.report_error": one_line(exc)})
+            warnings.warn(f"the study report failed: {one_line(exc)}", stacklevel=2)
     return result
