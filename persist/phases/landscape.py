@@ -20,15 +20,15 @@ import torch
 import torch.nn as nn
 
 from persist.checkpoint import load_checkpoint
-from persist.forgetting.head import narrow_classifier
-from persist.models import get_classifier
 from persist.config import RunConfig, config_hash
 from persist.data import TaskData
 from persist.devices import resolve_device
 from persist.errors import ConfigError, UpstreamRunNotFound
+from persist.forgetting.head import narrow_classifier
 from persist.landscape import Directions, LandscapeGrid, evaluate_grid, random_directions
 from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
+from persist.models import get_classifier
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface

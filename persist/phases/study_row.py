@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -119,7 +119,7 @@ def mean_rows(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return out
 
 
-def log_study_rows(members: list[Member], study_run_id: str, experiment_id: str,
+def log_study_rows(members: Sequence[Member], study_run_id: str, experiment_id: str,
                    spec_path: str | Path | None = None) -> pd.DataFrame:
     """Rows on every architecture run, seed means on ``architecture_mean`` runs (several seeds only),
     and the joined table ``study/table.json`` on the study run; returns that table."""

@@ -21,7 +21,7 @@ def family_scatter(table: pd.DataFrame, predictors: Sequence[str], outcome: str,
     """One panel per predictor (e.g. one per direction family): per-architecture means with seed ranges."""
     fig = Figure(figsize=(4.2 * max(1, len(predictors)), 3.8))
     axes = fig.subplots(1, max(1, len(predictors)), squeeze=False)
-    for ax, predictor in zip(axes[0], predictors):
+    for ax, predictor in zip(axes[0], predictors, strict=False):
         if predictor not in table or outcome not in table:
             ax.set_title(f"{predictor}: not measured", fontsize=9)
             ax.axis("off")
@@ -51,7 +51,7 @@ def diagrams_grid(diagrams: Mapping[str, Mapping[int, np.ndarray]], floors: Mapp
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    for ax, name in zip(axes.ravel(), names):
+    for ax, name in zip(axes.ravel(), names, strict=False):
         finite = [d[np.isfinite(d).all(axis=1)] for d in diagrams[name].values() if len(d)]
         values = [float(v) for d in finite for v in (d.min(), d.max()) if len(d)] or [0.0, 1.0]
         pad = 0.05 * (max(values) - min(values) or 1.0)
