@@ -64,3 +64,11 @@ def test_depth_series_sums_h0_and_h1_per_family_and_marks_skip():
 def test_md_table_renders_nan_as_a_dash():
     assert md_table(pd.DataFrame({"a": [1.23456, float("nan")], "b": ["x", "y|z"]})).splitlines() == [
         "| a | b |", "|---|---|", "| 1.23 | x |", "| – | y\\|z |"]
+
+
+def test_diagrams_grid_draws_members_with_empty_and_infinite_diagrams():
+    from persist.plots.study import diagrams_grid
+
+    fig = diagrams_grid({"a": {0: np.array([[0.1, np.inf]]), 1: np.empty((0, 2))},
+                         "b": {0: np.array([[0.1, 0.5], [0.2, 0.3]])}}, {"a": 0.05, "b": 0.1})
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["a", "b"]

@@ -52,8 +52,8 @@ def diagrams_grid(diagrams: Mapping[str, Mapping[int, np.ndarray]], floors: Mapp
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
-        finite = [d[np.isfinite(d).all(axis=1)] for d in diagrams[name].values() if len(d)]
-        values = [float(v) for d in finite for v in (d.min(), d.max()) if len(d)] or [0.0, 1.0]
+        finite = [d[np.isfinite(d).all(axis=1)] for d in map(_pairs, diagrams[name].values())]
+        values = [float(v) for d in finite if d.size for v in (d.min(), d.max())] or [0.0, 1.0]
         pad = 0.05 * (max(values) - min(values) or 1.0)
         bottom, top = min(values) - pad, max(values) + pad
         ax.plot([bottom, top], [bottom, top], color="0.6", lw=0.8)
@@ -62,7 +62,7 @@ def diagrams_grid(diagrams: Mapping[str, Mapping[int, np.ndarray]], floors: Mapp
             ax.fill_between([bottom, top], [bottom, top], [bottom + floor, top + floor], color="0.85",
                             label="noise floor")
         for dim, marker in ((0, "o"), (1, "^")):
-            d = np.asarray(diagrams[name].get(dim, np.empty((0, 2))), dtype=float).reshape(-1, 2)
+            d = _pairs(diagrams[name].get(dim, np.empty((0, 2))))
             d = d[np.isfinite(d).all(axis=1)]
             ax.scatter(d[:, 0], d[:, 1], s=10, marker=marker, label=f"H{dim} ({len(d)})")
         ax.set_title(name, fontsize=8)
@@ -70,6 +70,10 @@ def diagrams_grid(diagrams: Mapping[str, Mapping[int, np.ndarray]], floors: Mapp
         ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def _pairs(diagram: np.ndarray) -> np.ndarray:
+    return np.asarray(diagram, dtype=float).reshape(-1, 2)
 
 
 def retention_curves(table: pd.DataFrame, label: str = "arch", masked: bool = False) -> Figure:
