@@ -150,3 +150,21 @@ def test_mnist1d_spec_columns_match_the_family_names():
     families = {name.split("/")[0] for name in dict(spec.columns) if name.startswith("topology_")}
     assert families == {f"topology_{f}" for f in preset("mnist1d").study.directions}
     assert len(spec.primary) == 9
+
+
+def test_narrowing_a_widened_head_restores_the_task_a_logits():
+    import torch
+
+    from persist.forgetting.head import narrow_classifier, widen_classifier
+    from persist.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mlp1d", 5, in_channels=1, image_size=40).eval()
+    x = torch.randn(7, 1, 40)
+    before = model(x).detach()
+    widen_classifier(model, 5, torch.Generator().manual_seed(1))
+    assert model(x).shape == (7, 10)
+    narrow_classifier(model, 5)
+    assert torch.equal(model(x).detach(), before)
+    with pytest.raises(ConfigError, match="cannot narrow"):
+        narrow_classifier(model, 6)
