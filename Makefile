@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - the embedded default study (digits, CPU, a few minutes), tracked in ./mlflow.db
 #   make test   - the test suite
+#   make study  - the MNIST-1D study (16 members x 3 seeds, 3 direction families; <= 30 min on 2 cores)
 # Both create .venv and install the package on first use.
 
 PYTHON ?= python3
@@ -15,11 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-.PHONY: demo test install ui bench lint
+.PHONY: demo test install ui bench lint study
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/persist pipeline --preset smoke
+
+study: $(STAMP)
+	$(VENV)/bin/persist pipeline --preset mnist1d
 
 test: $(STAMP)
 	bash .ci/run-tests

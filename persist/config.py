@@ -315,18 +315,30 @@ class NeuralPersistenceConfig(Section):
     RULES = {"p": Range(1, finite=False)}
 
 
+STUDY_FAMILIES = ("random", "hessian", "trajectory", "modes")
+
+
 @dataclass(frozen=True)
 class StudyConfig(Section):
     archs: tuple[str, ...] = ("mlp",)  # architectures of the study, each NAME or NAME@WIDTH
     seeds: tuple[int, ...] = (0,)  # training seeds; one parent run per architecture x seed
     analysis_spec: str = "analysis/persist.yaml"  # the declared hypotheses tested at the end
+    # direction families: one landscape run per member and family (curvature on the first); modes = the plane
+    # through theta_A of the seed, theta_A of the architecture's next seed and theta_B after forgetting
+    directions: tuple[str, ...] = ("random",)
+    hessian_span: float = 0.1  # landscape.span of the hessian family: its top-curvature walls need a short span
 
     KEY = "study"
-    RULES = {"seeds": NON_NEGATIVE}
+    RULES = {"seeds": NON_NEGATIVE, "hessian_span": POSITIVE}
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield len(self.archs) > 0, "study.archs must list at least one architecture"
         yield len(self.seeds) > 0, "study.seeds must list at least one seed"
+        yield len(self.directions) > 0, "study.directions must list at least one direction family"
+        for family in self.directions:
+            yield family in STUDY_FAMILIES, (f"study.directions entry '{family}' is not a direction family; "
+                                             f"choose from {', '.join(STUDY_FAMILIES)}")
+        yield len(set(self.directions)) == len(self.directions), "study.directions lists a family twice"
         for entry in self.archs:
             name, _, width = entry.partition("@")
             yield name in CATALOG, unknown_architecture("study.archs", name)
@@ -418,11 +430,13 @@ def mnist1d() -> RunConfig:
     return override(RunConfig(experiment="persist-mnist1d"), [
         "data.dataset=mnist1d", "data.samples=4000", "data.augment=false", "model.arch=cnn1d",
         "train.epochs=20", "train.batch_size=64", "train.lr=0.05", "train.warmup_epochs=1",
-        "landscape.resolution=21", "landscape.slices=3", "landscape.batch_size=512",
-        "curvature.subset=256", "curvature.probes=8", "curvature.eigen_tol=0.01", "curvature.barrier_directions=5",
-        "forgetting.steps=0,5,10,25,50,100,250", "forgetting.batch_size=64", "forgetting.lr=0.02",
+        "landscape.resolution=15", "landscape.slices=2", "landscape.subset=384", "landscape.batch_size=512",
+        "topology.floor=bottleneck",
+        "curvature.subset=128", "curvature.probes=4", "curvature.eigen_tol=0.01", "curvature.barrier_directions=3",
+        # task-B lr 0.005: at 0.02 class-incremental ret_25 was 0 on every sizing member (docs/study-mnist1d.md)
+        "forgetting.steps=0,5,10,25,50,100,250", "forgetting.batch_size=64", "forgetting.lr=0.005",
         "study.archs=" + ",".join(MNIST1D_ARCHITECTURES), "study.seeds=0,1,2",
-        "study.analysis_spec=analysis/mnist1d.yaml",
+        "study.directions=random,hessian,modes", "study.analysis_spec=analysis/mnist1d.yaml",
     ])
 
 

@@ -272,7 +272,13 @@ def make_pruner(pruner: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 def member_config(base: RunConfig, params: dict[str, Any]) -> RunConfig:
-    """The config of one trial: the spec's base config with the trial's parameters applied."""
+    """The config of one trial: the spec's base config with the trial's parameters applied.
+
+    A ``model.arch`` value may be a study entry ``NAME@WIDTH`` (as in ``study.archs``), which also sets
+    ``model.width``, so one grid lists a study's members of several widths."""
+    params = dict(params)
+    if "@" in str(params.get("model.arch", "")):
+        params["model.arch"], _, params["model.width"] = str(params["model.arch"]).partition("@")
     for key, value in params.items():
         if key == "model.arch":
             from persist.models import list_models

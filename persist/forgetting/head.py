@@ -40,3 +40,21 @@ def widen_classifier(model: nn.Module, num_new: int, generator: torch.Generator)
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
     return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+def narrow_classifier(model: nn.Module, num_classes: int) -> None:
+    """Keep the first ``num_classes`` output rows of the classifier, in place (the inverse of widening).
+
+    A model after task B restricted to its task-A rows is the task-masked view of it: the landscape of
+    task A can then put it in one plane with task-A models (``landscape.directions=modes``).
+    """
+    old = get_classifier(model)
+    if not 1 <= num_classes <= old.out_features:
+        raise ConfigError(f"cannot narrow a {old.out_features}-class head to {num_classes} classes")
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None, device=old.weight.device,
+                    dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:num_classes])
+        if old.bias is not None:
+            new.bias.copy_(old.bias[:num_classes])
+    set_classifier(model, new)

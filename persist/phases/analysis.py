@@ -56,7 +56,11 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
         row.update({k: v for k, v in train.data.metrics.items() if k.startswith(PHASE_PREFIXES["train"])})
         for run in runs:
             phase = run.data.tags["persist.phase"]
-            if phase in done or run.data.tags.get("persist.upstream_run_id") != train.info.run_id:
+            if run.data.tags.get("persist.upstream_run_id") != train.info.run_id:
+                continue
+            if phase == "landscape":
+                add_family_columns(row, run, done)
+            if phase in done or (phase == "landscape" and family_of(run.data.tags) != "random"):
                 continue
             done.add(phase)
             row[f"{phase}_run_id"] = run.info.run_id
@@ -65,6 +69,27 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
     if not rows:
         raise UpstreamRunNotFound(f"experiment '{experiment}' has no finished train runs to analyse")
     return pd.DataFrame(rows)
+
+
+def family_of(tags: dict[str, str]) -> str:
+    """A landscape run's direction family (runs from before the tag are random)."""
+    return tags.get("persist.directions", "random")
+
+
+def add_family_columns(row: dict[str, Any], run: Any, done: set[str]) -> None:
+    """The newest landscape run of each direction family fills ``topology_<family>/*`` and
+    ``landscape_<family>_run_id``; curvature comes from whichever family measured it. The random
+    family also keeps the plain ``topology/*`` names (filled by the caller)."""
+    family = family_of(run.data.tags)
+    if f"landscape_{family}" in done:
+        return
+    done.add(f"landscape_{family}")
+    row[f"landscape_{family}_run_id"] = run.info.run_id
+    for name, value in run.data.metrics.items():
+        if name.startswith("topology/"):
+            row[f"topology_{family}/{name[len('topology/'):]}"] = value
+        elif name.startswith("curvature/"):
+            row.setdefault(name, value)
 
 
 def resolve_spec(path: str | Path) -> Path:

@@ -25,9 +25,11 @@ from persist.config import RunConfig, config_hash
 from persist.data import TaskData
 from persist.devices import resolve_device
 from persist.errors import ConfigError, UpstreamRunNotFound
+from persist.forgetting.head import narrow_classifier
 from persist.landscape import Directions, LandscapeGrid, evaluate_grid, random_directions
 from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
+from persist.models import get_classifier
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
@@ -93,6 +95,10 @@ def _mode_models(run_ids: tuple[str, ...], device: torch.device) -> list[nn.Modu
         run_id, _, name = ref.partition(":")
         model, _ = load_trained_model(run_id, device, name or "best", phases=("train", "forgetting"))
         models.append(model.eval())
+    classes = get_classifier(models[0]).out_features
+    for later in models[1:]:  # a forgetting run's theta_B: its task-A rows (the task-masked view)
+        if get_classifier(later).out_features > classes:
+            narrow_classifier(later, classes)
     return models
 
 
@@ -269,7 +275,8 @@ def run_landscape(cfg: RunConfig, train_run_id: str, progress: bool = True, rank
             slice_grid(model, cfg, directions, x, y, k, chunks, progress=False)
         return ""
     key = landscape_hash(cfg, train_run_id)
-    tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id})
+    tags = run_tags(train_cfg, **{"persist.config_hash": key, "persist.upstream_run_id": train_run_id,
+                                  "persist.directions": cfg.landscape.directions})
     label = f"{member_label(train_cfg)} s{train_cfg.seed}"
     family = cfg.landscape.directions
     with phase_run("landscape", cfg, tags, run_name=run_name("landscape", train_cfg)) as run:

@@ -77,11 +77,21 @@ def study_row(phase_metrics: Mapping[str, float], columns: Mapping[str, str]) ->
 
 
 def member_metrics(run_ids: Mapping[str, str]) -> dict[str, float]:
+    """The metrics of the member's phase runs; each ``landscape_<family>`` run's ``topology/*`` also as
+    ``topology_<family>/*`` (the names study_table gives them)."""
     merged: dict[str, float] = {}
     for phase in PHASES:
         if phase in run_ids:
             merged.update(run_metrics(run_ids[phase]))
+    for key, run_id in run_ids.items():
+        if key.startswith("landscape_"):
+            merged.update(family_metrics(key[len("landscape_"):], run_metrics(run_id)))
     return merged
+
+
+def family_metrics(family: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """``topology/x`` of one family's landscape run as ``topology_<family>/x``."""
+    return {f"topology_{family}/{m[len('topology/'):]}": v for m, v in metrics.items() if m.startswith("topology/")}
 
 
 def label(member: Member) -> str:
@@ -118,7 +128,8 @@ def log_study_rows(members: Sequence[Member], study_run_id: str, experiment_id: 
     for member in members:
         row = log_architecture_row(member, columns)
         records.append({"member": label(member), "arch": member.arch, "width": member.width, "seed": member.seed,
-                        **{f"{p}_run_id": member.run_ids.get(p, "") for p in ("architecture", *PHASES)}, **row})
+                        **{f"{p}_run_id": member.run_ids.get(p, "") for p in ("architecture", *PHASES)},
+                        **{f"{p}_run_id": r for p, r in member.run_ids.items() if p.startswith("landscape_")}, **row})
     table = pd.DataFrame(records)
     if table["seed"].nunique() > 1:
         for name, values in mean_rows(records).iterrows():
