@@ -218,7 +218,8 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
         log_study_rows(result.architectures, study.info.run_id, study.info.experiment_id, cfg.study.analysis_spec)
         train_ids = {member.run_ids["train"] for member in result.architectures}
         result.analysis_run_id, result.analysis = run_analysis_phase(
-            cfg.study.analysis_spec, experiment=experiment_name(study), train_run_ids=train_ids)
+            cfg.study.analysis_spec, experiment=experiment_name(study), train_run_ids=train_ids,
+            missing=result.missing)
         try:  # the report reads what is logged; a failure is recorded and does not undo the study
             log_study_report(experiment_name(study), train_ids, result.analysis, families(cfg),
                              title=f"Study {cfg.experiment}: {cfg.data.dataset}")

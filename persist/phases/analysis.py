@@ -5,6 +5,7 @@ and writes them next to the report."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -126,14 +127,22 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
 def run_analysis_phase(
     spec_path: str | Path, experiment: str | None = None, table_path: str | Path | None = None,
     out_dir: str | Path | None = None, train_run_ids: set[str] | None = None,
+    missing: list[dict[str, Any]] | None = None,
 ) -> tuple[str, AnalysisResult]:
-    """Test the spec's hypotheses on the study (or a CSV table); log results.csv, report.md and figures."""
+    """Test the spec's hypotheses on the study (or a CSV table); log results.csv, report.md and figures.
+
+    ``missing`` lists study members that failed before the analysis (arch, width, seed, reason): the
+    report names them, so a table that lacks them is never read as the whole study."""
     spec = load_spec(resolve_spec(spec_path))
     table = read_table(table_path) if table_path else study_table(experiment or "persist", train_run_ids)
     source = f"table {table_path}" if table_path else f"experiment {experiment}"
     with phase_run("analysis", None, {"persist.analysis_source": source, "persist.analysis_spec": str(spec_path)},
                    run_name="analysis", resume=False) as run:
         result = run_analysis(table, spec)
+        if missing:
+            absent = tuple(f"Study member {m['arch']}@{m['width']:g} seed {m['seed']} is missing: {m['reason']}"
+                           for m in missing)
+            result = dataclasses.replace(result, notes=absent + result.notes)
         with tempfile.TemporaryDirectory() as tmp:
             table.to_csv(Path(tmp) / "table.csv", index=False)
             write_outputs(result, tmp)

@@ -59,6 +59,8 @@ def test_one_failing_member_is_recorded_and_the_others_finish(tracking, broken_a
     assert missing == [{"arch": "broken_mlp", "width": 0.25, "seed": 0, "reason": "RuntimeError: broken on purpose"}]
     analysis = next(r for r in runs if r.data.tags["persist.phase"] == "analysis")
     assert analysis.data.metrics["analysis/n_rows"] == 2  # the two members that finished
+    report = Path(client.download_artifacts(analysis.info.run_id, "analysis/report.md")).read_text()
+    assert "Study member broken_mlp@0.25 seed 0 is missing: RuntimeError: broken on purpose" in report
 
     # --fail-fast keeps the old behaviour: the first failure stops the study (finished members are reused)
     result = _study(["--fail-fast"])
