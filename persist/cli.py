@@ -203,13 +203,18 @@ def locked(phase: str, key: str, compute: Callable[[], str]) -> str:
 @click.group(cls=PersistGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="persist")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error (also PERSIST_DEBUG=1).")
-def cli(debug: bool) -> None:
+@click.option("--system-metrics", is_flag=True,
+              help="Log CPU, memory and GPU use beside every run (MLflow system metrics; needs psutil, and "
+                   "pynvml for GPUs). Same as MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true.")
+def cli(debug: bool, system_metrics: bool) -> None:
     """persist: topology of neural networks, tracked in MLflow.
 
     Phases: train -> landscape -> forgetting -> analysis. Each phase logs an MLflow run; later phases take
     the train run id. `persist pipeline` runs the whole study; `mlflow ui --backend-store-uri
     sqlite:///mlflow.db` shows the results.
     """
+    if system_metrics:  # MLflow reads it when a run starts; subprocesses (sweep workers) inherit it
+        os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] = "true"
 
 
 @cli.command("train")

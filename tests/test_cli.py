@@ -173,3 +173,12 @@ def test_store_creation_waits_for_the_process_creating_the_store(tmp_path, templ
         assert not done.wait(1.0) and not db.exists()
     opener.join(60)
     assert done.is_set() and db.is_file()
+
+
+def test_system_metrics_flag_turns_on_mlflow_system_metrics(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", raising=False)
+    assert CliRunner().invoke(cli, ["models"]).exit_code == 0
+    assert "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING" not in os.environ
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")  # restored after the test
+    assert CliRunner().invoke(cli, ["--system-metrics", "models"]).exit_code == 0
+    assert os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] == "true"
