@@ -557,9 +557,11 @@ class Objective:
         return value
 
     def evaluate(self, cfg: RunConfig, trial: optuna.Trial) -> float:
+        from persist.phases.study_row import log_architecture_row, study_columns
         from persist.pipeline import run_architecture
 
         runs = run_architecture(cfg, progress=self.progress)
+        log_architecture_row(runs, study_columns(cfg.study.analysis_spec))  # the study row, as in a pipeline
         return phase_metric(runs.run_ids, self.spec.metric)
 
 

@@ -76,6 +76,9 @@ def run_sweep_with_a_killed_worker(tmp_path: Path, storage: str, tracking: str) 
     every = MlflowClient().search_runs([exp.experiment_id], max_results=1000)
     assert "RUNNING" not in {r.info.status for r in every}  # the killed worker's runs were resumed and finished
     assert Counter(r.data.tags["persist.phase"] for r in every)["trial"] == 4  # its trial run too
+    architectures = [r for r in every if r.data.tags["persist.phase"] == "architecture"]
+    assert len(architectures) == 4 and all("study/params" in r.data.metrics and "study/aurc" in r.data.metrics
+                                           for r in architectures)  # the study row, as in a pipeline
 
 
 @pytest.mark.integration
