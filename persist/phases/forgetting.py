@@ -41,11 +41,9 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
         log_task_split(task_b, "train")
         log_task_split(task_a, "test")
         result = run_sequential(
-            model, task_a, task_b, steps=max(f.steps), eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr,
-            momentum=f.momentum, weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
-            augment_padding=max(1, task_a.image_size // 8) if data.augment else None, seed=cfg.seed,
-            ewc_lambda=f.ewc_lambda, checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress,
-            hooks=np_hooks(cfg, f.np_every))
+            model, task_a, task_b, f, seed=cfg.seed,
+            augment_padding=max(1, task_a.image_size // 8) if data.augment else None,
+            checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress, hooks=np_hooks(cfg, f.np_every))
         barrier = task_barrier(model, result.initial_state, result.final_state, task_a.x_test, task_a.y_test,
                                task_a.num_classes, num_points=f.barrier_points)
         log_metrics({**result.summary, **barrier.summary()}, prefix="forgetting/")
