@@ -216,15 +216,10 @@ def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig
 
 def log_curvature(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> None:
     """Curvature baselines once per model (they do not depend on the slice); failures become tags."""
-    from persist.curvature import measure_curvature, measure_options
+    from persist.curvature import measure_curvature
 
-    c = cfg.curvature
-    options = {"trace_probes": c.probes, "eigen_tol": c.eigen_tol, "directions": c.barrier_directions}
-    known = {opt for name in c.measures for opt in measure_options(name)}
-    values, failures = measure_curvature(model, x[: c.subset], y[: c.subset], measures=c.measures,
-                                         batch_size=c.batch_size, seed=cfg.seed,
-                                         **{k: v for k, v in options.items() if k in known})
-    log_metrics({**values, "subset_size": min(c.subset, len(x))}, prefix="curvature/")
+    values, failures = measure_curvature(model, x, y, cfg.curvature, seed=cfg.seed)
+    log_metrics({**values, "subset_size": min(cfg.curvature.subset, len(x))}, prefix="curvature/")
     if failures:
         set_tags({f"persist.curvature_failed.{name}": reason[:500] for name, reason in failures.items()})
 
