@@ -24,7 +24,7 @@ from persist.config import RunConfig, config_hash
 from persist.data import TaskData
 from persist.devices import resolve_device
 from persist.errors import ConfigError, UpstreamRunNotFound
-from persist.landscape import Directions, LandscapeGrid, evaluate_grid, random_directions
+from persist.landscape import Directions, LandscapeGrid, evaluate_grid, grid_options, random_directions
 from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
@@ -116,10 +116,7 @@ def slice_directions(model: nn.Module, cfg: RunConfig, task: TaskData, k: int, c
 def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torch.Tensor, y: torch.Tensor, k: int,
                chunks: Path, progress: bool) -> tuple[LandscapeGrid, tuple[np.ndarray, np.ndarray] | None]:
     """Grid of slice ``k`` from its two half-data grids (resumable by chunk), and the halves' losses."""
-    ls = cfg.landscape
-    options = dict(resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
-                   method=ls.method, points_per_step=ls.points_per_step, progress=progress,
-                   per_example=keep_per_example(cfg), measure_limit=True)
+    options = {**grid_options(cfg.landscape), "progress": progress, "per_example": keep_per_example(cfg), "measure_limit": True}
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2
