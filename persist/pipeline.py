@@ -18,11 +18,12 @@ from persist.errors import ConfigError, PersistError
 from persist.phases.common import phase_lock, run_tags
 from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
+from persist.phases.table import PIPELINE_PHASES
 from persist.phases.train import run_train, train_hash
 from persist.tracking import find_finished, get_run, log_json, phase_run, set_tags
 from persist.tracking.runs import experiment_name
 
-PHASES = ("train", "landscape", "forgetting")
+PHASES = PIPELINE_PHASES
 
 
 def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:

@@ -87,7 +87,6 @@ def save_model_artifact(model: nn.Module, name: str, shape: dict[str, int], **ex
 
 
 CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-UPSTREAM_PHASES = {"landscape": ("train",), "forgetting": ("train",), "neural_persistence": ("train", "forgetting")}
 
 
 def checkpoint_name(name: str) -> str:

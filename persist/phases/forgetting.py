@@ -18,10 +18,11 @@ from persist.phases.common import (
     workdir,
 )
 from persist.phases.records import log_task_split, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
-SECTIONS = ("data", "forgetting", "seed")
+SECTIONS = PHASE_TABLE["forgetting"].sections
 
 
 def forgetting_hash(cfg: RunConfig, train_run_id: str) -> str:

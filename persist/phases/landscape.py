@@ -29,6 +29,7 @@ from persist.landscape.resume import tensor_digest
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram, plot_landscape_profile
 from persist.topology import aggregate_summaries, pairwise_distances
@@ -44,7 +45,7 @@ from persist.tracking import (
     set_tags,
 )
 
-SECTIONS = ("landscape", "topology", "curvature")
+SECTIONS = PHASE_TABLE["landscape"].sections
 SLICE_DONE = "persist.slice_complete"
 CURVATURE_DONE = "persist.curvature_complete"  # a resumed landscape run skips finished curvature
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from persist.config import RunConfig
 from persist.devices import resolve_device
 from persist.neural_persistence import conv_input_sizes, neural_persistence
-from persist.phases.common import UPSTREAM_PHASES, load_trained_model, run_tags, task_of
+from persist.phases.common import load_trained_model, run_tags, task_of
+from persist.phases.table import PHASE_TABLE
 from persist.plots.neural_persistence import plot_np_layers
 from persist.tracking import log_figure, log_json, log_metrics, phase_run
 
@@ -13,7 +14,7 @@ from persist.tracking import log_figure, log_json, log_metrics, phase_run
 def run_neural_persistence(cfg: RunConfig, run_id: str, checkpoint: str = "best") -> tuple[str, dict[str, float]]:
     """NP of the model in ``checkpoints/<checkpoint>.pt`` of ``run_id``; returns the new run id and values."""
     device = resolve_device(cfg.device)
-    model, train_cfg = load_trained_model(run_id, device, checkpoint, UPSTREAM_PHASES["neural_persistence"])
+    model, train_cfg = load_trained_model(run_id, device, checkpoint, PHASE_TABLE["neural_persistence"].upstream)
     task = task_of(train_cfg, "A", device)
     sizes = conv_input_sizes(model, task.x_val[:1])  # exact unrolled convolutions at the data's feature-map sizes
     values = neural_persistence(model, p=cfg.neural_persistence.p, per_head=cfg.neural_persistence.per_head,

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
+from persist.phases.table import PIPELINE_PHASES
 from persist.tracking.native import child_run, log_metrics_to, log_table, run_metrics, set_run_tags
 from persist.tracking.runs import metric_name
 
@@ -42,7 +43,7 @@ BASE_COLUMNS: dict[str, str] = {
 }
 # retention at every evaluated step, whatever the schedule: forgetting/ret_100 -> ret_100
 RETENTION = re.compile(r"^forgetting/(ret(?:_masked)?_\d+)$")
-PHASES = ("train", "landscape", "forgetting")
+PHASES = PIPELINE_PHASES
 
 
 class Member(Protocol):

@@ -9,11 +9,12 @@ from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
 from persist.phases.common import clear_workdir, model_shape, np_hooks, run_tags, save_model_artifact, task_of, workdir
 from persist.phases.records import log_task_split, log_trained_model, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.training import plot_training
 from persist.tracking import log_figure, log_metrics, phase_run
 from persist.training import evaluate, train
 
-SECTIONS = ("data", "model", "train", "seed")
+SECTIONS = PHASE_TABLE["train"].sections
 
 
 def train_hash(cfg: RunConfig) -> str:
