@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from persist.artifacts import STUDY_MISSING
 from persist.config import RunConfig, config_hash, override
 from persist.errors import ConfigError, PersistError
 from persist.phases.common import phase_lock, run_tags
@@ -126,7 +127,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
                 result.missing.append({"arch": member.model.arch, "width": member.model.width, "seed": member.seed,
                                        "reason": one_line(exc)})
         if result.missing:
-            log_json(result.missing, "study/missing.json")
+            log_json(result.missing, STUDY_MISSING)
             set_tags({"persist.missing": "; ".join(f"{m['arch']}@{m['width']:g} s{m['seed']}: {m['reason']}"
                                                    for m in result.missing)[:5000]})
         if not result.architectures:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from persist.artifacts import FORGETTING_CURVE
 from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
@@ -55,7 +56,7 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
         payload = json.loads(result.to_json())
         payload["barrier"] = {"ts": barrier.ts.tolist(), "loss": barrier.loss.tolist(),
                               "accuracy": barrier.accuracy.tolist(), "logits": barrier.logits}
-        log_json(payload, "forgetting/curve.json")
+        log_json(payload, FORGETTING_CURVE)
         if result.warnings:
             set_tags({"persist.warnings": "; ".join(result.warnings)[:5000]})
         model.load_state_dict(result.final_state)

@@ -10,8 +10,9 @@ per-example losses, into noise floors. A resumed run skips finished slices and f
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import combinations
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from persist.artifacts import LANDSCAPE_DIR, PERSISTENCE_META, SNAPSHOTS, checkpoint, persistence_diagram
 from persist.checkpoint import load_checkpoint
 from persist.config import RunConfig, config_hash
 from persist.data import TaskData
@@ -26,6 +28,7 @@ from persist.devices import resolve_device
 from persist.errors import ConfigError, UpstreamRunNotFound
 from persist.landscape import Directions, LandscapeGrid, evaluate_grid, grid_options, random_directions
 from persist.landscape.resume import tensor_digest
+from persist.landscape.storage import save_grid
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
@@ -38,6 +41,7 @@ from persist.tracking import (
     downloaded,
     get_run,
     log_arrays,
+    log_directory,
     log_figure,
     log_json,
     log_metrics,
@@ -79,7 +83,7 @@ def evaluation_data(task: TaskData, split: str, subset: int) -> tuple[torch.Tens
 
 def _snapshots(train_run_id: str) -> list[dict[str, torch.Tensor]]:
     try:
-        with downloaded(train_run_id, "checkpoints/snapshots.pt") as path:
+        with downloaded(train_run_id, checkpoint(SNAPSHOTS)) as path:
             return [dict(s) for s in load_checkpoint(path)["snapshots"]]
     except UpstreamRunNotFound:
         raise ConfigError(f"train run {train_run_id} kept no parameter snapshots; retrain with "
@@ -186,17 +190,13 @@ def log_figures(g: LandscapeGrid, topo: GridTopology, record: dict, title: str) 
 
 
 def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig, data_meta: dict, title: str) -> None:
-    arrays = {f"axis{i}": a for i, a in enumerate(g.axes)}
-    if g.dims == 2:
-        arrays.update(alphas=g.alphas, betas=g.betas)
-    if g.per_example is not None:
-        arrays["per_example"] = g.per_example
-    log_arrays("landscape/grid.npz", loss=g.loss, accuracy=g.accuracy, **arrays)
-    log_json({**g.meta, "directions": record, "data": data_meta, "config": asdict(cfg.landscape)},
-             "landscape/meta.json")
+    meta = {**g.meta, "directions": record, "data": data_meta, "config": asdict(cfg.landscape)}
+    with tempfile.TemporaryDirectory() as tmp:  # exactly what persist.landscape.load_grid reads back
+        save_grid(replace(g, meta=meta), tmp)
+        log_directory(tmp, LANDSCAPE_DIR)
     for dim, diagram in topo.diagrams.items():
-        log_arrays(f"persistence/h{dim}.npy", diagram=diagram)
-    log_json({**topo.meta(), "dims": g.dims}, "persistence/meta.json")
+        log_arrays(persistence_diagram(dim), diagram=diagram)
+    log_json({**topo.meta(), "dims": g.dims}, PERSISTENCE_META)
     log_metrics(topo.summary, prefix="topology/")
     throughput = {k: g.meta.get(k) for k in ("nodes_per_second", "forward_nodes_per_second", "limit_ratio",
                                              "limit_ratio_cpu")}
@@ -231,7 +231,7 @@ def _finished_slice(run_id: str, dims: int) -> tuple[dict[int, np.ndarray], dict
                if k.removeprefix("diag/").startswith("topology/")}  # key metrics and diagnostics alike
     diagrams = {}
     for d in range(dims):
-        with downloaded(run_id, f"persistence/h{d}.npy") as path:
+        with downloaded(run_id, persistence_diagram(d)) as path:
             diagrams[d] = np.load(path)
     return diagrams, summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from persist.artifacts import NEURAL_PERSISTENCE_VALUES
 from persist.config import RunConfig
 from persist.devices import resolve_device
 from persist.neural_persistence import conv_input_sizes, neural_persistence
@@ -22,7 +23,7 @@ def run_neural_persistence(cfg: RunConfig, run_id: str, checkpoint: str = "best"
     tags = run_tags(train_cfg, **{"persist.upstream_run_id": run_id, "persist.checkpoint": checkpoint})
     with phase_run("neural_persistence", cfg, tags, run_name=f"np-{train_cfg.model.arch}", resume=False) as run:
         log_metrics(values)
-        log_json(values, "neural_persistence/values.json")
+        log_json(values, NEURAL_PERSISTENCE_VALUES)
         log_figure(plot_np_layers(values, f"{train_cfg.model.arch}: neural persistence per layer"),
                    "figures/neural_persistence.png")
         return run.info.run_id, values

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
+from persist.artifacts import STUDY_TABLE
 from persist.phases.table import PIPELINE_PHASES
 from persist.tracking.native import child_run, log_metrics_to, log_table, run_metrics, set_run_tags
 from persist.tracking.runs import metric_name
@@ -127,5 +128,5 @@ def log_study_rows(members: list[Member], study_run_id: str, experiment_id: str,
             run_id = child_run(study_run_id, experiment_id, f"{name} mean of {int(values['study/n_seeds'])} seeds",
                                {"persist.phase": "architecture_mean", "persist.member": str(name)})
             log_metrics_to(run_id, finite)
-    log_table(table, "study/table.json", run_id=study_run_id)
+    log_table(table, STUDY_TABLE, run_id=study_run_id)
     return table

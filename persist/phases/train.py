@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from persist.artifacts import SNAPSHOTS
 from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
@@ -49,7 +50,7 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
         save_model_artifact(model, "best", model_shape(task.num_classes, task.in_channels, task.image_size),
                             epoch=result.best_epoch)
         if result.snapshots:  # parameter snapshots for trajectory-PCA landscapes (train.snapshots)
-            save_model_artifact(model, "snapshots", {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
+            save_model_artifact(model, SNAPSHOTS, {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
         log_trained_model(model, task.x_test, key_metrics)
         log_figure(plot_training(result.history, f"{member_label(cfg)} s{cfg.seed} on {cfg.data.dataset} task A"),
                    "figures/training.png")
