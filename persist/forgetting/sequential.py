@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from persist.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from persist.config import ForgettingConfig
 from persist.data import TaskData, iterate_batches
 from persist.errors import CheckpointError, ConfigError
 from persist.forgetting.curve import ForgettingCurve, curve_warnings, summarize
 from persist.forgetting.ewc import FisherLabels, diagonal_fisher, ewc_penalty, pad_fisher
 from persist.forgetting.head import widen_classifier
 from persist.forgetting.metrics import AurcAxis
-from persist.config import ForgettingConfig
 from persist.forgetting.schedule import (
     eval_schedule,
     learning_rate,

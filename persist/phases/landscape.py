@@ -121,7 +121,8 @@ def slice_directions(model: nn.Module, cfg: RunConfig, task: TaskData, k: int, c
 def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torch.Tensor, y: torch.Tensor, k: int,
                chunks: Path, progress: bool) -> tuple[LandscapeGrid, tuple[np.ndarray, np.ndarray] | None]:
     """Grid of slice ``k`` from its two half-data grids (resumable by chunk), and the halves' losses."""
-    options = {**grid_options(cfg.landscape), "progress": progress, "per_example": keep_per_example(cfg), "measure_limit": True}
+    options = {**grid_options(cfg.landscape), "progress": progress, "per_example": keep_per_example(cfg),
+               "measure_limit": True}
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2
