@@ -150,7 +150,8 @@ def measure_curvature(
     are the caller's to fix and raise.
     """
     section = {f.name for f in fields(CurvatureConfig)}
-    c = replace(config, **{k: (tuple(v) if k == "measures" else v) for k, v in options.items() if k in section})
+    fixed: dict[str, Any] = {k: (tuple(v) if k == "measures" else v) for k, v in options.items() if k in section}
+    c = replace(config, **fixed)
     options = {"trace_probes": c.probes, "eigen_tol": c.eigen_tol, "directions": c.barrier_directions,
                **{k: v for k, v in options.items() if k not in section}}
     measures, batch_size, x, y = c.measures, c.batch_size, x[: c.subset], y[: c.subset]
