@@ -44,6 +44,9 @@ def tracking(tmp_path, template_db, monkeypatch) -> str:
     monkeypatch.setenv("PERSIST_LOG_MODEL", "0")  # ~2 s per trained model; tests/test_tracking_mlflow.py turns it on
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    # mlflow.set_experiment in an earlier test leaves its id as the process's active experiment, which
+    # a fresh store does not have ("No Experiment with id=1 exists" in whichever test runs next)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run():
