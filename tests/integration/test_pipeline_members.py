@@ -15,9 +15,12 @@ TINY = ("train.epochs=2 landscape.resolution=5 landscape.slices=1 landscape.subs
 @pytest.fixture
 def broken_arch():
     """An architecture that builds (so the up-front checks pass) but fails in its first forward pass."""
+    from dataclasses import replace
+
+    from persist.architectures import CATALOG
     from persist.models.registry import _MODELS, register_model
 
-    @register_model("broken_mlp")
+    @register_model("broken_mlp", info=replace(CATALOG["mlp"], studies=()))
     def broken_mlp(**kwargs):
         model = _MODELS.get("mlp")(**kwargs)
 
@@ -29,6 +32,7 @@ def broken_arch():
 
     yield "broken_mlp"
     del _MODELS._items["broken_mlp"]
+    del CATALOG["broken_mlp"]
 
 
 def _study(args):
