@@ -23,6 +23,7 @@ from typing import Any, Callable
 import click
 
 from persist.errors import ConfigError, PersistError, Terminated
+from persist.phases.table import PHASE_TABLE
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines on store creation
 
@@ -242,7 +243,7 @@ def train_cmd(preset, overrides, tracking_uri, experiment, device, seed, progres
     report(line, {"phase": "train", "run_id": run_id})
 
 
-INHERITED = ("data", "model", "train", "seed")
+INHERITED = PHASE_TABLE["train"].sections  # a downstream phase inherits what its upstream train run depended on
 TRAIN_RUN_HELP = "Run id of a finished `persist train` run (its checkpoint and config are read from the tracking store)."
 
 
@@ -345,13 +346,12 @@ def forgetting_cmd(preset, overrides, tracking_uri, experiment, device, progress
               help="Checkpoint name under checkpoints/: best (train runs) or final (forgetting runs).")
 def np_cmd(preset, overrides, tracking_uri, experiment, device, progress, run_id, legacy_run_id, checkpoint) -> None:
     """Neural persistence (Rieck et al. 2019) of each layer of a trained model, with weight baselines."""
-    from persist.phases.common import UPSTREAM_PHASES
     from persist.phases.neural_persistence import run_neural_persistence
 
     run_id = run_id or legacy_run_id
     if not run_id:
         raise click.UsageError("Missing option '--train-run-id'.")
-    cfg, line = upstream_config(tracking_uri, run_id, preset, overrides, UPSTREAM_PHASES["neural_persistence"],
+    cfg, line = upstream_config(tracking_uri, run_id, preset, overrides, PHASE_TABLE["neural_persistence"].upstream,
                                 checkpoint, experiment=experiment, device=device)
     new_id, values = run_neural_persistence(cfg, run_id, checkpoint)
     report(line, {"phase": "neural_persistence", "run_id": new_id, "np/mean_normalized": values["np/mean_normalized"]})

@@ -283,9 +283,13 @@ class CurvatureConfig(Section):
     }
 
 
+# Roughly log-spaced, so the early collapse and the long tail are both resolved.
+DEFAULT_EVAL_STEPS: tuple[int, ...] = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
 @dataclass(frozen=True)
 class ForgettingConfig(Section):
-    steps: tuple[int, ...] = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)  # evaluation schedule
+    steps: tuple[int, ...] = DEFAULT_EVAL_STEPS  # evaluation schedule; the largest entry is the training length
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.01  # one task-B learning rate for every architecture
     schedule: Literal["constant", "cosine"] = "constant"
@@ -304,6 +308,8 @@ class ForgettingConfig(Section):
 
     def cross_checks(self) -> Iterator[tuple[bool, str]]:
         yield len(self.steps) > 0, "forgetting.steps must list at least one evaluation step (e.g. 0,10,100)"
+        yield (max(self.steps, default=1) >= 1,
+               f"forgetting.steps must include a step >= 1 (the training length), got {self.steps}")
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,18 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from persist.artifacts import STUDY_MISSING
 from persist.config import RunConfig, config_hash, override
 from persist.errors import ConfigError, PersistError
 from persist.phases.common import phase_lock, run_tags
 from persist.phases.forgetting import forgetting_hash, run_forgetting
 from persist.phases.landscape import landscape_hash, run_landscape
+from persist.phases.table import PIPELINE_PHASES
 from persist.phases.train import run_train, train_hash
 from persist.tracking import find_finished, get_run, log_json, phase_run, set_tags
 from persist.tracking.runs import experiment_name
 
-PHASES = ("train", "landscape", "forgetting")
+PHASES = PIPELINE_PHASES
 
 
 def architecture_config(cfg: RunConfig, entry: str, seed: int) -> RunConfig:
@@ -210,7 +212,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True, fail_fast: bool = False)
         if skipped:
             log_json(skipped, "study/skipped.json")
         if result.missing:
-            log_json(result.missing, "study/missing.json")
+            log_json(result.missing, STUDY_MISSING)
             set_tags({"persist.missing": "; ".join(f"{m['arch']}@{m['width']:g} s{m['seed']}: {m['reason']}"
                                                    for m in result.missing)[:5000]})
         if not result.architectures:

@@ -39,18 +39,18 @@ from optuna.trial import TrialState
 
 from persist.config import RunConfig, config_hash, override, preset
 from persist.errors import ConfigError, PersistError
+from persist.phases.table import PHASE_TABLE, PIPELINE_PHASES
 
 SPEC_KEYS = ("name", "preset", "overrides", "grid", "search", "n_trials", "objective", "sampler_seed", "heartbeat",
              "pruner")
 OBJECTIVE_KEYS = ("metric", "direction", "intermediate")
 Direction = Literal["minimize", "maximize"]  # what parse_spec lets through as objective.direction
 PRUNERS = ("none", "median", "percentile", "hyperband")
-PHASE_OF_METRIC = {"forgetting": "forgetting", "topology": "landscape", "curvature": "landscape",
-                   "landscape": "landscape", "train": "train", "model": "train"}
+PHASE_OF_METRIC = {prefix.rstrip("/"): phase for phase in PIPELINE_PHASES for prefix in PHASE_TABLE[phase].prefixes}
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial was stopped on purpose: not retried
 LIVE = DONE + (TrialState.RUNNING, TrialState.WAITING)
 MAX_GRID = 10_000
-PROGRESS_PHASES = ("train", "landscape", "forgetting")
+PROGRESS_PHASES = PIPELINE_PHASES
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise ConfigError(f"objective.direction must be maximize or minimize, got '{spec.direction}'")
     for key, metric in (("objective.metric", spec.metric), ("objective.intermediate", spec.intermediate_metric())):
         if metric.split("/")[0] not in PHASE_OF_METRIC or "/" not in metric:
-            raise ConfigError(f"{key} must be a train/, model/, landscape/, topology/, curvature/ or forgetting/ "
+            raise ConfigError(f"{key} must be a {', '.join(f'{p}/' for p in PHASE_OF_METRIC)} "
                               f"metric, got '{metric}'")
     if spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError(f"heartbeat.grace ({spec.grace_period} s) must exceed heartbeat.interval "

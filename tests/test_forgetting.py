@@ -221,7 +221,7 @@ def test_fisher_matches_per_sample_autograd_loop(tasks, task_a_state):
 
 def test_ewc_protects_task_a(tasks, task_a_state):
     task_a, task_b = tasks
-    kw = dict(steps=60, eval_steps=(0, 30), batch_size=64, lr=0.05)
+    kw = dict(steps=(0, 30, 60), batch_size=64, lr=0.05)
     naive = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, **kw)
     ewc = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, ewc_lambda=100.0, **kw)
     assert ewc.settings["ewc_lambda"] == 100.0
@@ -250,8 +250,8 @@ class Recorder(BaseHook):
 def test_run_records_schedule_and_calls_hooks(tasks, task_a_state):
     task_a, task_b = tasks
     hook = Recorder()
-    result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=30,
-                            eval_steps=(0, 10, 25, 50), batch_size=64, lr=0.05, hooks=[hook])
+    result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=(0, 10, 25, 30),
+                            batch_size=64, lr=0.05, hooks=[hook])
     curve = result.curve
     assert curve.steps.tolist() == [0, 10, 25, 30]
     assert hook.steps == list(range(1, 31)) and hook.closed
@@ -273,25 +273,25 @@ def test_run_records_schedule_and_calls_hooks(tasks, task_a_state):
 def test_hook_can_stop_the_run(tasks, task_a_state):
     task_a, task_b = tasks
     with pytest.warns(ForgettingWarning, match="stopped training at step 7"):
-        result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=30,
-                                eval_steps=(0, 5, 10), batch_size=64, lr=0.05, hooks=[Recorder(stop_at=7)])
+        result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=(0, 5, 10, 30),
+                                batch_size=64, lr=0.05, hooks=[Recorder(stop_at=7)])
     assert result.curve.steps.tolist() == [0, 5, 7]
 
 
 def test_barely_learned_task_b_warns(tasks, task_a_state):
     task_a, task_b = tasks
     with pytest.warns(ForgettingWarning, match="task B was barely learned"):
-        result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=3, batch_size=64, lr=1e-6)
+        result = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=(3,), batch_size=64, lr=1e-6)
     assert any("task B was barely learned" in w for w in result.warnings)
 
 
 @pytest.mark.parametrize("variant", [
     dict(optimizer="sgd", augment_padding=1),
-    dict(optimizer="adam", lr=0.01, lr_schedule="cosine", ewc_lambda=10.0),
+    dict(optimizer="adam", lr=0.01, schedule="cosine", ewc_lambda=10.0),
 ])
 def test_resume_after_kill_is_identical(tasks, task_a_state, tmp_path, variant):
     task_a, task_b = tasks
-    kw = dict(steps=40, eval_steps=(0, 5, 10, 20), batch_size=64, lr=0.05, seed=3) | variant
+    kw = dict(steps=(0, 5, 10, 20, 40), batch_size=64, lr=0.05, seed=3) | variant
     reference = run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, **kw)
 
     path = tmp_path / "forgetting.pt"
@@ -315,14 +315,14 @@ def test_resume_after_kill_is_identical(tasks, task_a_state, tmp_path, variant):
 
 def test_user_errors_name_the_parameter(tasks, task_a_state):
     task_a, task_b = tasks
-    with pytest.raises(ConfigError, match="^lr must be > 0"):
-        run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=5, lr=0.0)
+    with pytest.raises(ConfigError, match="^forgetting.lr must be > 0"):
+        run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=(5,), lr=0.0)
     with pytest.raises(ConfigError, match="batch_size"):
-        run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=5, batch_size=10_000)
+        run_sequential(fresh_model(task_a, task_a_state), task_a, task_b, steps=(5,), batch_size=10_000)
     widened = fresh_model(task_a, task_a_state)
     widen_classifier(widened, 5, torch.Generator())
     with pytest.raises(ConfigError, match="unwidened task-A model"):
-        run_sequential(widened, task_a, task_b, steps=5)
+        run_sequential(widened, task_a, task_b, steps=(5,))
 
 
 # ---------------------------------------------------------------- barrier and figure
@@ -330,7 +330,7 @@ def test_user_errors_name_the_parameter(tasks, task_a_state):
 def test_barrier_endpoints_match_the_curve(tasks, task_a_state):
     task_a, task_b = tasks
     model = fresh_model(task_a, task_a_state)
-    result = run_sequential(model, task_a, task_b, steps=30, eval_steps=(0, 10), batch_size=64, lr=0.05)
+    result = run_sequential(model, task_a, task_b, steps=(0, 10, 30), batch_size=64, lr=0.05)
     curve = result.curve
     for logits, loss in (("masked", curve.task_a_loss_masked), ("all", curve.task_a_loss)):
         b = task_barrier(model, result.initial_state, result.final_state, task_a.x_test, task_a.y_test,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -347,6 +349,22 @@ def test_save_and_load_grid_round_trip(mlp, data, tmp_path):
     back = load_grid(tmp_path / "landscape")
     assert np.array_equal(back.loss, grid.loss) and np.array_equal(back.alphas, grid.alphas)
     assert back.meta["directions"]["seeds"] == [1, 2] and back.meta["method"] == "foreach"
+
+
+def test_save_and_load_an_nd_grid_with_per_example_losses(mlp, data, tmp_path):
+    x, y = data
+    grid = evaluate_grid(mlp, random_directions(mlp, (1, 2, 3)), x, y, resolution=3, method="foreach",
+                         per_example=True)
+    grid = replace(grid, meta={**grid.meta, "directions_record": {"family": "random"}})
+    save_grid(grid, tmp_path / "landscape")
+    assert sorted(p.name for p in (tmp_path / "landscape").iterdir()) == ["grid.npz", "meta.json"]
+    back = load_grid(tmp_path / "landscape")
+    assert back.dims == 3 and back.loss.shape == (3, 3, 3)
+    for a, b in zip(back.axes, grid.axes, strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(back.loss, grid.loss) and np.array_equal(back.accuracy, grid.accuracy)
+    assert np.array_equal(back.per_example, grid.per_example) and back.per_example.shape == (3, 3, 3, len(x))
+    assert back.meta["directions_record"] == {"family": "random"} and back.meta["dims"] == 3
 
 
 # ---------------------------------------------------------------- paths

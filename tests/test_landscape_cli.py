@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from persist.artifacts import LANDSCAPE_DIR
 from persist.cli import cli
+from persist.landscape import load_grid
 
 FAST = ["--no-progress", "--resolution", "5", "--subset", "64", "--set",
         "curvature.enabled=false landscape.batch_size=64 curvature.subset=64"]
@@ -28,10 +29,10 @@ def _train(seed: int, snapshots: int = 0) -> str:
 def _slice(client, landscape_run_id: str):
     (child,) = client.search_runs([client.get_run(landscape_run_id).info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{landscape_run_id}'")
-    meta = json.loads(open(client.download_artifacts(child.info.run_id, "landscape/meta.json")).read())
-    with np.load(client.download_artifacts(child.info.run_id, "landscape/grid.npz")) as data:
-        loss = data["loss"]
-    return child, meta, loss
+    # the slice's landscape/ artifacts are exactly what load_grid reads: n-D axes, losses, meta
+    grid = load_grid(client.download_artifacts(child.info.run_id, LANDSCAPE_DIR))
+    assert len(grid.axes) == grid.loss.ndim == grid.meta["dims"] and grid.accuracy.shape == grid.loss.shape
+    return child, grid.meta, grid.loss
 
 
 @pytest.mark.slow

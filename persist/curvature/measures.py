@@ -9,11 +9,13 @@ puts it under the registry-parametrized tests.
 from __future__ import annotations
 
 import inspect
+from dataclasses import fields, replace
 from typing import Any, Callable
 
 import torch.nn as nn
 from torch import Tensor
 
+from persist.config import CurvatureConfig
 from persist.curvature._checks import at_least
 from persist.curvature.eigen import EigenResult, extreme_eigenvalues
 from persist.curvature.fisher import fisher_trace
@@ -25,7 +27,8 @@ from persist.registry import Registry
 
 Measure = Callable[..., dict[str, float]]
 _MEASURES: Registry[Measure] = Registry("curvature measure", ConfigError)
-DEFAULT_MEASURES = ("hessian_trace", "top_eigenvalues", "fisher_trace", "sharpness", "barrier")
+DEFAULTS = CurvatureConfig()  # every default below comes from the config section
+DEFAULT_MEASURES = DEFAULTS.measures
 
 
 def register_measure(name: str | None = None) -> Callable[[Measure], Measure]:
@@ -49,9 +52,9 @@ def hessian_trace(
     x: Tensor,
     y: Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = DEFAULTS.batch_size,
     seed: int = 0,
-    trace_probes: int = 100,
+    trace_probes: int = DEFAULTS.probes,
     trace_method: str = "hutchinson",
     probe_batch: int = 4,
 ) -> dict[str, float]:
@@ -76,10 +79,10 @@ def top_eigenvalues(
     x: Tensor,
     y: Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = DEFAULTS.batch_size,
     seed: int = 0,
     top_k: int = 1,
-    eigen_tol: float = 1e-3,
+    eigen_tol: float = DEFAULTS.eigen_tol,
     eigen_maxiter: int = 50,
     eigen_ncv: int | None = None,
     largest_magnitude: bool = True,
@@ -131,18 +134,27 @@ def measure_curvature(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
-    measures: tuple[str, ...] | list[str] = DEFAULT_MEASURES,
-    batch_size: int = 256,
+    config: CurvatureConfig = DEFAULTS,
+    *,
     seed: int = 0,
-    **options: object,
+    **options: Any,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """Run ``measures`` on the subset ``(x, y)``; returns ``(values, failures)``.
+    """Run ``config.measures`` on the first ``config.subset`` examples of ``(x, y)``; returns ``(values, failures)``.
 
-    Each option goes to every selected measure that accepts it; an option no registered measure accepts
-    is a typo and raises. A measure that fails is recorded as ``name -> one-line reason`` and the others
-    still run (the published code dropped failed metrics silently, shrinking n for exactly the attention
-    and hardsigmoid architectures). Option errors (:class:`ConfigError`) are the caller's to fix and raise.
+    ``config`` is a :class:`CurvatureConfig` (defaults: ``CurvatureConfig()``); a keyword named like one of its
+    fields (``measures=``, ``batch_size=``, ``probes=``, ...) overrides it. Every other keyword is a measure
+    option and goes to every selected measure that accepts it (``trace_probes=`` overrides ``probes``); an
+    option no registered measure accepts is a typo and raises. A measure that fails is recorded as
+    ``name -> one-line reason`` and the others still run (the published code dropped failed metrics silently,
+    shrinking n for exactly the attention and hardsigmoid architectures). Option errors (:class:`ConfigError`)
+    are the caller's to fix and raise.
     """
+    section = {f.name for f in fields(CurvatureConfig)}
+    fixed: dict[str, Any] = {k: (tuple(v) if k == "measures" else v) for k, v in options.items() if k in section}
+    c = replace(config, **fixed)
+    options = {"trace_probes": c.probes, "eigen_tol": c.eigen_tol, "directions": c.barrier_directions,
+               **{k: v for k, v in options.items() if k not in section}}
+    measures, batch_size, x, y = c.measures, c.batch_size, x[: c.subset], y[: c.subset]
     selected = [get_measure(name) for name in measures]
     known = {opt for name in list_measures() for opt in measure_options(name)}
     unknown = sorted(set(options) - known)

@@ -11,10 +11,6 @@ from persist.errors import ConfigError
 
 LrSchedule = Literal["constant", "cosine"]
 
-# Roughly log-spaced, so the early collapse and the long tail are both resolved.
-DEFAULT_EVAL_STEPS: tuple[int, ...] = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
-
-
 def eval_schedule(eval_steps: Iterable[int], total_steps: int) -> tuple[int, ...]:
     """The evaluation steps actually used: 0, the requested steps within budget, and the last step.
 

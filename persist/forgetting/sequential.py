@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from persist.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from persist.config import ForgettingConfig
 from persist.data import TaskData, iterate_batches
 from persist.errors import CheckpointError, ConfigError
 from persist.forgetting.curve import ForgettingCurve, curve_warnings, summarize
@@ -27,9 +28,6 @@ from persist.forgetting.ewc import FisherLabels, diagonal_fisher, ewc_penalty, p
 from persist.forgetting.head import widen_classifier
 from persist.forgetting.metrics import AurcAxis
 from persist.forgetting.schedule import (
-    DEFAULT_EVAL_STEPS,
-    LrSchedule,
-    OptimizerName,
     eval_schedule,
     learning_rate,
     make_optimizer,
@@ -39,6 +37,7 @@ from persist.models import count_parameters, get_classifier
 from persist.training.hooks import Hook
 
 StateDict = dict[str, torch.Tensor]
+DEFAULTS = ForgettingConfig()
 
 
 class ForgettingWarning(UserWarning):
@@ -81,18 +80,10 @@ def run_sequential(
     model: nn.Module,
     task_a: TaskData,
     task_b: TaskData,
+    config: ForgettingConfig = DEFAULTS,
     *,
-    steps: int = 5000,
-    eval_steps: Sequence[int] = DEFAULT_EVAL_STEPS,
-    optimizer: OptimizerName = "sgd",
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    lr_schedule: LrSchedule = "constant",
-    batch_size: int = 128,
-    augment_padding: int | None = None,
     seed: int = 0,
-    ewc_lambda: float = 0.0,
+    augment_padding: int | None = None,
     fisher_samples: int = 1024,
     fisher_labels: FisherLabels = "empirical",
     aurc_axis: AurcAxis = "linear",
@@ -102,22 +93,32 @@ def run_sequential(
     checkpoint_every: int | None = None,
     progress: bool = False,
     hooks: Sequence[Hook] = (),
+    **overrides: Any,
 ) -> ForgettingResult:
-    """Widen ``model`` (a trained task-A model, modified in place) and train it on task B for ``steps`` steps.
+    """Widen ``model`` (a trained task-A model, modified in place) and train it on task B for ``max(steps)`` steps.
 
+    The training policy is ``config`` (a :class:`ForgettingConfig`, checked when built; the defaults are
+    ``ForgettingConfig()``) with ``overrides`` of its fields applied, e.g. ``run_sequential(m, a, b,
+    steps=(0, 10, 100), lr=0.05)``. ``config.steps`` is the evaluation schedule; its largest entry is the
+    training length. The keyword-only arguments are settings no config section holds.
     Task-B labels are shifted past the task-A classes and the loss is cross-entropy over all logits.
-    Evaluation happens at :func:`eval_schedule` steps (always 0 and ``steps``) on ``eval_split``.
+    Evaluation happens at :func:`eval_schedule` steps (always 0 and the last) on ``eval_split``.
     ``ewc_lambda > 0`` adds the EWC penalty with a Fisher from ``fisher_samples`` task-A training
     images. With ``checkpoint_path`` the run saves at every evaluation point (and every
     ``checkpoint_every`` steps) and a rerun with the same arguments (and a fresh task-A model) resumes
     from there, bit-identically on CPU; a finished checkpoint returns its result without training. Hooks see
     every step; one whose ``should_stop`` turns true ends the run after a final evaluation.
     """
-    settings = _settings(model, task_a, task_b, locals())  # every argument that can change the numbers
-    _validate(settings, model, task_a, task_b)
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    schedule = eval_schedule(eval_steps, steps)
+    f = replace(config, **overrides) if overrides else config  # replace() checks the overridden values
+    steps = max(f.steps)
+    args = dict(steps=steps, eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr, momentum=f.momentum,
+                weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
+                augment_padding=augment_padding, seed=seed, ewc_lambda=f.ewc_lambda, fisher_samples=fisher_samples,
+                fisher_labels=fisher_labels, aurc_axis=aurc_axis, eval_split=eval_split,
+                eval_batch_size=eval_batch_size)
+    settings = _settings(model, task_a, task_b, args)  # every argument that can change the numbers
+    _validate(settings, model, task_a, task_b, checkpoint_every)
+    schedule = eval_schedule(f.steps, steps)
     device = next(model.parameters()).device
     a, b = task_a.to(device), task_b.to(device)
     num_a = a.num_classes
@@ -129,9 +130,9 @@ def run_sequential(
 
     saved = _load_matching(checkpoint_path, settings)
     generator = torch.Generator().manual_seed(seed)
-    fisher = _task_a_fisher(model, a, fisher_samples, fisher_labels, seed) if ewc_lambda > 0 and saved is None else {}
+    fisher = _task_a_fisher(model, a, fisher_samples, fisher_labels, seed) if f.ewc_lambda > 0 and saved is None else {}
     widen_classifier(model, b.num_classes, generator)
-    opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    opt = make_optimizer(model.parameters(), f.optimizer, f.lr, f.momentum, f.weight_decay)
     if saved is None:
         state = _Progress(0, [measure(0)], generator.get_state(), 0, _snapshot(model), pad_fisher(fisher, model))
         _save(checkpoint_path, settings, model, opt, generator, state)
@@ -141,12 +142,12 @@ def run_sequential(
     hooks = list(hooks)
     bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="task B", unit="step")
     try:
-        batches = _batch_stream(b.x_train, b.y_train + num_a, batch_size, generator, augment_padding, state)
+        batches = _batch_stream(b.x_train, b.y_train + num_a, f.batch_size, generator, augment_padding, state)
         model.train()
         while state.step < steps and not state.stopped:
             xb, yb = next(batches)
-            set_learning_rate(opt, learning_rate(state.step, lr, steps, lr_schedule))
-            _train_step(model, opt, xb, yb, state, ewc_lambda)
+            set_learning_rate(opt, learning_rate(state.step, f.lr, steps, f.schedule))
+            _train_step(model, opt, xb, yb, state, f.ewc_lambda)
             state.step += 1
             bar.update(1)
             for hook in hooks:
@@ -321,7 +322,7 @@ def _settings(model: nn.Module, task_a: TaskData, task_b: TaskData, args: dict[s
             "seed", "ewc_lambda", "fisher_samples", "fisher_labels", "aurc_axis", "eval_split", "eval_batch_size")
     return {
         **{k: args[k] for k in keep},
-        "eval_steps": list(eval_schedule(args["eval_steps"], args["steps"])) if args["steps"] >= 1 else [],
+        "eval_steps": list(eval_schedule(args["eval_steps"], args["steps"])),
         "arch": getattr(model, "arch_name", type(model).__name__),
         "num_parameters": count_parameters(model),
         "dataset": task_a.dataset,
@@ -334,23 +335,19 @@ def _settings(model: nn.Module, task_a: TaskData, task_b: TaskData, args: dict[s
     }
 
 
-def _validate(s: dict[str, Any], model: nn.Module, task_a: TaskData, task_b: TaskData) -> None:
+def _validate(s: dict[str, Any], model: nn.Module, task_a: TaskData, task_b: TaskData,
+              checkpoint_every: int | None) -> None:
+    """Checks of what no config section checks: the data, the model and the library-only arguments."""
     checks = [
-        (s["steps"] >= 1, f"steps must be >= 1, got {s['steps']}"),
-        (s["lr"] > 0, f"lr must be > 0, got {s['lr']}"),
-        (0 <= s["momentum"] < 1, f"momentum must be in [0, 1), got {s['momentum']}"),
-        (s["weight_decay"] >= 0, f"weight_decay must be >= 0, got {s['weight_decay']}"),
-        (1 <= s["batch_size"] <= len(task_b.x_train),
+        (s["batch_size"] <= len(task_b.x_train),
          f"batch_size must be in [1, {len(task_b.x_train)}] (task-B training images), got {s['batch_size']}"),
         (s["augment_padding"] is None or s["augment_padding"] >= 0,
          f"augment_padding must be >= 0, got {s['augment_padding']}"),
-        (s["ewc_lambda"] >= 0, f"ewc_lambda must be >= 0, got {s['ewc_lambda']}"),
         (s["fisher_samples"] >= 1, f"fisher_samples must be >= 1, got {s['fisher_samples']}"),
         (s["aurc_axis"] in ("linear", "log"), f"aurc_axis must be 'linear' or 'log', got '{s['aurc_axis']}'"),
-        (s["lr_schedule"] in ("constant", "cosine"),
-         f"lr_schedule must be 'constant' or 'cosine', got '{s['lr_schedule']}'"),
         (s["eval_split"] in ("test", "val"), f"eval_split must be 'test' or 'val', got '{s['eval_split']}'"),
         (s["eval_batch_size"] >= 1, f"eval_batch_size must be >= 1, got {s['eval_batch_size']}"),
+        (checkpoint_every is None or checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {checkpoint_every}"),
         (s["n_task_a"] > 0 and s["n_task_b"] > 0, f"eval_split '{s['eval_split']}' is empty for task A or task B"),
     ]
     for ok, message in checks:

@@ -9,7 +9,7 @@ Typical use::
 
 from persist.landscape.directions import Directions, random_direction, random_directions
 from persist.landscape.distributed import init_distributed_from_env
-from persist.landscape.grid import LandscapeGrid, evaluate_grid
+from persist.landscape.grid import LandscapeGrid, evaluate_grid, grid_options
 from persist.landscape.path import PathResult, evaluate_path
 from persist.landscape.reference import evaluate_grid_reference
 from persist.landscape.storage import load_grid, save_grid
@@ -19,6 +19,7 @@ __all__ = [
     "LandscapeGrid",
     "PathResult",
     "evaluate_grid",
+    "grid_options",
     "evaluate_grid_reference",
     "evaluate_path",
     "init_distributed_from_env",

@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from persist.config import LandscapeConfig
 from persist.errors import ConfigError
 from persist.landscape.directions import Directions
 from persist.landscape.distributed import broadcast_choice, gather_chunks, resolve_world, shard
@@ -148,26 +149,37 @@ def _resume_config(model: nn.Module, directions: Directions, x: torch.Tensor, y:
     }
 
 
+DEFAULTS = LandscapeConfig()  # evaluate_grid's defaults are the config section's
+
+
+def grid_options(config: LandscapeConfig) -> dict[str, Any]:
+    """The :func:`evaluate_grid` keywords a :class:`LandscapeConfig` holds: ``evaluate_grid(model, dirs, x, y,
+    **grid_options(cfg.landscape))`` evaluates the configured grid (further keywords may follow)."""
+    return dict(resolution=config.resolution, span=config.span, batch_size=config.batch_size,
+                points_per_step=config.points_per_step, precision=config.precision, method=config.method,
+                per_example=config.per_example)
+
+
 @torch.no_grad()
 def evaluate_grid(
     model: nn.Module,
     directions: Directions,
     x: torch.Tensor,
     y: torch.Tensor,
-    resolution: int = 51,
-    span: float = 1.0,
-    batch_size: int = 512,
-    points_per_step: int = 8,
-    precision: Precision = "fp32",
+    resolution: int = DEFAULTS.resolution,
+    span: float = DEFAULTS.span,
+    batch_size: int = DEFAULTS.batch_size,
+    points_per_step: int = DEFAULTS.points_per_step,
+    precision: Precision = DEFAULTS.precision,
     progress: bool = False,
     chunk_dir: str | Path | None = None,
     *,
-    method: Method = "auto",
+    method: Method = DEFAULTS.method,
     chunk_nodes: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
     on_chunk: ChunkCallback | None = None,
-    per_example: bool = False,
+    per_example: bool = DEFAULTS.per_example,
     measure_limit: bool = False,
 ) -> LandscapeGrid:
     """Mean cross-entropy and top-1 accuracy at every node of a ``resolution``^n grid over [-span, span]^n,

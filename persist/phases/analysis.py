@@ -12,19 +12,15 @@ from typing import Any
 
 import pandas as pd
 
+from persist.architectures import family_of
 from persist.errors import DataError, UpstreamRunNotFound
+from persist.phases.table import PHASE_TABLE, PIPELINE_PHASES
 from persist.stats import AnalysisResult, load_spec, run_analysis, write_report
 from persist.tracking import find_runs, log_directory, log_metrics, phase_run
 from persist.tracking.runs import experiment_id
 
-FAMILIES = {
-    "mlp": "MLP", "mlp_mixer": "MLP", "vit_tiny": "Transformer", "vit_small": "Transformer",
-    "convnext_tiny": "Modern CNN", "mobilenet_v3_small": "CNN+SE", "efficientnet_b0": "CNN+SE",
-    "regnet_y_400mf": "CNN+SE",
-}
 MEMBER_TAGS = ("persist.arch", "persist.width", "persist.dataset", "persist.seed")
-PHASE_PREFIXES = {"train": ("model/", "train/"), "landscape": ("topology/", "curvature/", "landscape/"),
-                  "forgetting": ("forgetting/",)}
+PHASE_PREFIXES = {phase: PHASE_TABLE[phase].prefixes for phase in PIPELINE_PHASES}
 
 
 def _member(tags: dict[str, str]) -> tuple[str, ...]:
@@ -51,7 +47,7 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
         arch, width, dataset, seed = member
         row: dict[str, Any] = {"arch": arch if float(width or 1) == 1.0 else f"{arch}@{float(width):g}",
                                "architecture": arch, "width": float(width or 1), "dataset": dataset,
-                               "seed": int(seed or 0), "type": FAMILIES.get(arch, "CNN"),
+                               "seed": int(seed or 0), "type": family_of(arch),
                                "train_run_id": train.info.run_id}
         done = {"train"}
         row.update({k: v for k, v in train.data.metrics.items() if k.startswith(PHASE_PREFIXES["train"])})
@@ -61,7 +57,7 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
                 continue
             if phase == "landscape":
                 add_family_columns(row, run, done)
-            if phase in done or (phase == "landscape" and family_of(run.data.tags) != "random"):
+            if phase in done or (phase == "landscape" and directions_of(run.data.tags) != "random"):
                 continue
             done.add(phase)
             row[f"{phase}_run_id"] = run.info.run_id
@@ -72,7 +68,7 @@ def study_table(experiment: str, train_run_ids: set[str] | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def family_of(tags: dict[str, str]) -> str:
+def directions_of(tags: dict[str, str]) -> str:
     """A landscape run's direction family (runs from before the tag are random)."""
     return tags.get("persist.directions", "random")
 
@@ -81,7 +77,7 @@ def add_family_columns(row: dict[str, Any], run: Any, done: set[str]) -> None:
     """The newest landscape run of each direction family fills ``topology_<family>/*`` and
     ``landscape_<family>_run_id``; curvature comes from whichever family measured it. The random
     family also keeps the plain ``topology/*`` names (filled by the caller)."""
-    family = family_of(run.data.tags)
+    family = directions_of(run.data.tags)
     if f"landscape_{family}" in done:
         return
     done.add(f"landscape_{family}")

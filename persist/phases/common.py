@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from persist.artifacts import CONFIG_RESOLVED, checkpoint
 from persist.checkpoint import load_checkpoint, save_checkpoint
 from persist.config import RunConfig, from_dict
 from persist.data import TaskData, load_task
@@ -87,7 +88,6 @@ def save_model_artifact(model: nn.Module, name: str, shape: dict[str, int], **ex
 
 
 CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-UPSTREAM_PHASES = {"landscape": ("train",), "forgetting": ("train",), "neural_persistence": ("train", "forgetting")}
 
 
 def checkpoint_name(name: str) -> str:
@@ -111,7 +111,7 @@ def verify_upstream(run_id: str, phases: tuple[str, ...] = ("train",)) -> RunCon
     if run.info.status != "FINISHED":
         raise UpstreamRunNotFound(f"run '{run_id}' is {run.info.status}, not FINISHED; rerun its {phase} phase "
                                   "to finish it before using it")
-    return checked_config(read_json(run_id, "config/resolved.json"), f"config/resolved.json of run '{run_id}'")
+    return checked_config(read_json(run_id, CONFIG_RESOLVED), f"{CONFIG_RESOLVED} of run '{run_id}'")
 
 
 def checked_config(data: Any, where: str) -> RunConfig:
@@ -126,7 +126,7 @@ def load_trained_model(run_id: str, device: torch.device, name: str = "best",
                        phases: tuple[str, ...] = ("train",)) -> tuple[nn.Module, RunConfig]:
     """Rebuild the model of a finished upstream run from its logged config and checkpoint, verified."""
     cfg = verify_upstream(run_id, phases)
-    artifact = f"checkpoints/{checkpoint_name(name)}.pt"
+    artifact = checkpoint(checkpoint_name(name))
     with downloaded(run_id, artifact) as path:
         state = load_checkpoint(path, map_location=device)
     model = _checked_model(state, cfg, f"{artifact} of run '{run_id}'")

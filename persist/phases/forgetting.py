@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from persist.artifacts import FORGETTING_CURVE
 from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.forgetting import run_sequential, task_barrier
@@ -18,10 +19,11 @@ from persist.phases.common import (
     workdir,
 )
 from persist.phases.records import log_task_split, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.forgetting import plot_forgetting
 from persist.tracking import log_figure, log_json, log_metrics, phase_run, set_tags
 
-SECTIONS = ("data", "forgetting", "seed")
+SECTIONS = PHASE_TABLE["forgetting"].sections
 
 
 def forgetting_hash(cfg: RunConfig, train_run_id: str) -> str:
@@ -41,11 +43,9 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
         log_task_split(task_b, "train")
         log_task_split(task_a, "test")
         result = run_sequential(
-            model, task_a, task_b, steps=max(f.steps), eval_steps=f.steps, optimizer=f.optimizer, lr=f.lr,
-            momentum=f.momentum, weight_decay=f.weight_decay, lr_schedule=f.schedule, batch_size=f.batch_size,
-            augment_padding=max(1, task_a.image_size // 8) if data.augment else None, seed=cfg.seed,
-            ewc_lambda=f.ewc_lambda, checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress,
-            hooks=np_hooks(cfg, f.np_every))
+            model, task_a, task_b, f, seed=cfg.seed,
+            augment_padding=max(1, task_a.image_size // 8) if data.augment else None,
+            checkpoint_path=workdir("forgetting", key) / "state.pt", progress=progress, hooks=np_hooks(cfg, f.np_every))
         barrier = task_barrier(model, result.initial_state, result.final_state, task_a.x_test, task_a.y_test,
                                task_a.num_classes, num_points=f.barrier_points)
         log_metrics({**result.summary, **barrier.summary()}, prefix="forgetting/")
@@ -56,7 +56,7 @@ def run_forgetting(cfg: RunConfig, train_run_id: str, progress: bool = True) -> 
         payload = json.loads(result.to_json())
         payload["barrier"] = {"ts": barrier.ts.tolist(), "loss": barrier.loss.tolist(),
                               "accuracy": barrier.accuracy.tolist(), "logits": barrier.logits}
-        log_json(payload, "forgetting/curve.json")
+        log_json(payload, FORGETTING_CURVE)
         if result.warnings:
             set_tags({"persist.warnings": "; ".join(result.warnings)[:5000]})
         model.load_state_dict(result.final_state)

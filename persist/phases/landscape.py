@@ -10,28 +10,31 @@ per-example losses, into noise floors. A resumed run skips finished slices and f
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import combinations
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from persist.artifacts import LANDSCAPE_DIR, PERSISTENCE_META, SNAPSHOTS, checkpoint, persistence_diagram
 from persist.checkpoint import load_checkpoint
 from persist.config import RunConfig, config_hash
 from persist.data import TaskData
 from persist.devices import resolve_device
 from persist.errors import ConfigError, UpstreamRunNotFound
 from persist.forgetting.head import narrow_classifier
-from persist.landscape import Directions, LandscapeGrid, evaluate_grid, random_directions
+from persist.landscape import Directions, LandscapeGrid, evaluate_grid, grid_options, random_directions
 from persist.landscape.resume import tensor_digest
+from persist.landscape.storage import save_grid
 from persist.landscape.subspaces import hessian_directions, mode_directions, trajectory_directions
 from persist.models import get_classifier
 from persist.phases.common import clear_workdir, load_trained_model, run_tags, task_of, workdir
 from persist.phases.records import log_slice_figures, log_task_split, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.landscape import plot_contour, plot_heatmap, plot_profile, plot_surface
 from persist.plots.topology import plot_barcode, plot_diagram, plot_landscape_profile
 from persist.topology import aggregate_summaries, pairwise_distances
@@ -40,6 +43,7 @@ from persist.tracking import (
     downloaded,
     get_run,
     log_arrays,
+    log_directory,
     log_figure,
     log_json,
     log_metrics,
@@ -47,7 +51,7 @@ from persist.tracking import (
     set_tags,
 )
 
-SECTIONS = ("landscape", "topology", "curvature")
+SECTIONS = PHASE_TABLE["landscape"].sections
 SLICE_DONE = "persist.slice_complete"
 CURVATURE_DONE = "persist.curvature_complete"  # a resumed landscape run skips finished curvature
 
@@ -81,7 +85,7 @@ def evaluation_data(task: TaskData, split: str, subset: int) -> tuple[torch.Tens
 
 def _snapshots(train_run_id: str) -> list[dict[str, torch.Tensor]]:
     try:
-        with downloaded(train_run_id, "checkpoints/snapshots.pt") as path:
+        with downloaded(train_run_id, checkpoint(SNAPSHOTS)) as path:
             return [dict(s) for s in load_checkpoint(path)["snapshots"]]
     except UpstreamRunNotFound:
         raise ConfigError(f"train run {train_run_id} kept no parameter snapshots; retrain with "
@@ -123,11 +127,8 @@ def slice_directions(model: nn.Module, cfg: RunConfig, task: TaskData, k: int, c
 def slice_grid(model: nn.Module, cfg: RunConfig, directions: Directions, x: torch.Tensor, y: torch.Tensor, k: int,
                chunks: Path, progress: bool) -> tuple[LandscapeGrid, tuple[np.ndarray, np.ndarray] | None]:
     """Grid of slice ``k`` from its two half-data grids (resumable by chunk), and the halves' losses."""
-    ls = cfg.landscape
-    options: dict[str, Any] = dict(
-        resolution=ls.resolution, span=ls.span, batch_size=ls.batch_size, precision=ls.precision,
-        method=ls.method, points_per_step=ls.points_per_step, progress=progress,
-        per_example=keep_per_example(cfg), measure_limit=True)
+    options = {**grid_options(cfg.landscape), "progress": progress, "per_example": keep_per_example(cfg),
+               "measure_limit": True}
     if len(x) < 2:
         return evaluate_grid(model, directions, x, y, chunk_dir=chunks / f"slice{k}", **options), None
     half = len(x) // 2
@@ -196,17 +197,13 @@ def log_figures(g: LandscapeGrid, topo: GridTopology, record: dict, title: str) 
 
 
 def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig, data_meta: dict, title: str) -> None:
-    arrays = {f"axis{i}": a for i, a in enumerate(g.axes)}
-    if g.dims == 2:
-        arrays.update(alphas=g.alphas, betas=g.betas)
-    if g.per_example is not None:
-        arrays["per_example"] = g.per_example
-    log_arrays("landscape/grid.npz", loss=g.loss, accuracy=g.accuracy, **arrays)
-    log_json({**g.meta, "directions": record, "data": data_meta, "config": asdict(cfg.landscape)},
-             "landscape/meta.json")
+    meta = {**g.meta, "directions": record, "data": data_meta, "config": asdict(cfg.landscape)}
+    with tempfile.TemporaryDirectory() as tmp:  # exactly what persist.landscape.load_grid reads back
+        save_grid(replace(g, meta=meta), tmp)
+        log_directory(tmp, LANDSCAPE_DIR)
     for dim, diagram in topo.diagrams.items():
-        log_arrays(f"persistence/h{dim}.npy", diagram=diagram)
-    log_json({**topo.meta(), "dims": g.dims}, "persistence/meta.json")
+        log_arrays(persistence_diagram(dim), diagram=diagram)
+    log_json({**topo.meta(), "dims": g.dims}, PERSISTENCE_META)
     log_metrics(topo.summary, prefix="topology/")
     throughput = {k: g.meta.get(k) for k in ("nodes_per_second", "forward_nodes_per_second", "limit_ratio",
                                              "limit_ratio_cpu")}
@@ -224,15 +221,10 @@ def log_slice(g: LandscapeGrid, topo: GridTopology, record: dict, cfg: RunConfig
 
 def log_curvature(model: nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> None:
     """Curvature baselines once per model (they do not depend on the slice); failures become tags."""
-    from persist.curvature import measure_curvature, measure_options
+    from persist.curvature import measure_curvature
 
-    c = cfg.curvature
-    options = {"trace_probes": c.probes, "eigen_tol": c.eigen_tol, "directions": c.barrier_directions}
-    known = {opt for name in c.measures for opt in measure_options(name)}
-    values, failures = measure_curvature(model, x[: c.subset], y[: c.subset], measures=c.measures,
-                                         batch_size=c.batch_size, seed=cfg.seed,
-                                         **{k: v for k, v in options.items() if k in known})
-    log_metrics({**values, "subset_size": min(c.subset, len(x))}, prefix="curvature/")
+    values, failures = measure_curvature(model, x, y, cfg.curvature, seed=cfg.seed)
+    log_metrics({**values, "subset_size": min(cfg.curvature.subset, len(x))}, prefix="curvature/")
     if failures:
         set_tags({f"persist.curvature_failed.{name}": reason[:500] for name, reason in failures.items()})
 
@@ -246,7 +238,7 @@ def _finished_slice(run_id: str, dims: int) -> tuple[dict[int, np.ndarray], dict
                if k.removeprefix("diag/").startswith("topology/")}  # key metrics and diagnostics alike
     diagrams = {}
     for d in range(dims):
-        with downloaded(run_id, f"persistence/h{d}.npy") as path:
+        with downloaded(run_id, persistence_diagram(d)) as path:
             diagrams[d] = np.load(path)
     return diagrams, summary
 

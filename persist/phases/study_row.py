@@ -17,6 +17,8 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
+from persist.artifacts import STUDY_TABLE
+from persist.phases.table import PIPELINE_PHASES
 from persist.tracking.native import child_run, log_metrics_to, log_table, run_metrics, set_run_tags
 from persist.tracking.runs import metric_name
 
@@ -42,7 +44,7 @@ BASE_COLUMNS: dict[str, str] = {
 }
 # retention at every evaluated step, whatever the schedule: forgetting/ret_100 -> ret_100
 RETENTION = re.compile(r"^forgetting/(ret(?:_masked)?_\d+)$")
-PHASES = ("train", "landscape", "forgetting")
+PHASES = PIPELINE_PHASES
 
 
 class Member(Protocol):
@@ -137,5 +139,5 @@ def log_study_rows(members: Sequence[Member], study_run_id: str, experiment_id: 
             run_id = child_run(study_run_id, experiment_id, f"{name} mean of {int(values['study/n_seeds'])} seeds",
                                {"persist.phase": "architecture_mean", "persist.member": str(name)})
             log_metrics_to(run_id, finite)
-    log_table(table, "study/table.json", run_id=study_run_id)
+    log_table(table, STUDY_TABLE, run_id=study_run_id)
     return table

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from persist.artifacts import SNAPSHOTS
 from persist.config import RunConfig, config_hash
 from persist.devices import resolve_device
 from persist.models import count_parameters, create_model
 from persist.phases.common import clear_workdir, model_shape, np_hooks, run_tags, save_model_artifact, task_of, workdir
 from persist.phases.records import log_task_split, log_trained_model, member_label, run_name
+from persist.phases.table import PHASE_TABLE
 from persist.plots.training import plot_training
 from persist.tracking import log_figure, log_metrics, phase_run
 from persist.training import evaluate, train
 
-SECTIONS = ("data", "model", "train", "seed")
+SECTIONS = PHASE_TABLE["train"].sections
 
 
 def train_hash(cfg: RunConfig) -> str:
@@ -48,7 +50,7 @@ def run_train(cfg: RunConfig, parent_run_id: str | None = None, progress: bool =
         save_model_artifact(model, "best", model_shape(task.num_classes, task.in_channels, task.image_size),
                             epoch=result.best_epoch)
         if result.snapshots:  # parameter snapshots for trajectory-PCA landscapes (train.snapshots)
-            save_model_artifact(model, "snapshots", {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
+            save_model_artifact(model, SNAPSHOTS, {}, snapshots=result.snapshots, epochs=result.snapshot_epochs)
         log_trained_model(model, task.x_test, key_metrics)
         log_figure(plot_training(result.history, f"{member_label(cfg)} s{cfg.seed} on {cfg.data.dataset} task A"),
                    "figures/training.png")

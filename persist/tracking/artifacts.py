@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import mlflow
 import numpy as np
 
+from persist.artifacts import CHECKPOINT_DIR
 from persist.errors import UpstreamRunNotFound
 
 
@@ -36,7 +37,7 @@ def log_directory(local_dir: str | Path, artifact_path: str) -> None:
 
 
 def log_checkpoint(path: str | Path) -> None:
-    mlflow.log_artifact(str(path), artifact_path="checkpoints")
+    mlflow.log_artifact(str(path), artifact_path=CHECKPOINT_DIR)
 
 
 def log_figure(fig: Any, artifact_file: str) -> None:

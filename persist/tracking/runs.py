@@ -24,6 +24,7 @@ import psutil
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from persist.artifacts import CONFIG_RESOLVED
 from persist.config import flatten, to_dict
 from persist.errors import ConfigError, UpstreamRunNotFound
 
@@ -378,7 +379,7 @@ def _log_config(cfg: Any, sections: tuple[str, ...] | None = None) -> None:
     params = {k: v for k, v in config_params(cfg, sections).items() if k not in existing}
     if params:
         mlflow.log_params(params)
-    mlflow.log_dict(to_dict(cfg), "config/resolved.json")
+    mlflow.log_dict(to_dict(cfg), CONFIG_RESOLVED)
 
 
 def set_tags(tags: dict[str, str]) -> None:
