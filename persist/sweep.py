@@ -665,11 +665,21 @@ def work(spec: SweepSpec, storage_url: str | None, sweep_run_id: str | None,
                 time.sleep(max(1.0, spec.heartbeat_interval / 2))
         except KeyboardInterrupt:
             release_claims(storage)
-            with contextlib.suppress(Exception):
-                from persist.tracking.runs import end_own_runs
-
-                end_own_runs("KILLED")
+            end_own_runs_patiently()
             raise
+
+
+def end_own_runs_patiently(attempts: int = 10) -> None:
+    """End this worker's RUNNING runs KILLED, retrying: on a busy sqlite store (other workers writing) one
+    attempt can fail with "database is locked", which would leave a run RUNNING forever."""
+    from persist.tracking.runs import end_own_runs
+
+    for attempt in range(attempts):
+        try:
+            end_own_runs("KILLED")
+            return
+        except Exception:
+            time.sleep(0.2 * (attempt + 1))
 
 
 # ------------------------------------------------------------------------------------------- launcher
