@@ -21,8 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import grad, vmap
 
+from persist.config import CurvatureConfig
 from persist.curvature._checks import at_least
 from persist.curvature.hvp import Objective, batch_loss, logits, make_objective, measurement_mode
+
+DEFAULTS = CurvatureConfig()  # the config section holds every default once
 
 
 def per_sample_squared_grad_norms(obj: Objective, x: Tensor, y: Tensor, chunk_size: int) -> Tensor:
@@ -51,7 +54,7 @@ def fisher_trace(
     x: Tensor,
     y: Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = DEFAULTS.batch_size,
     seed: int = 0,
     fisher_chunk: int = 64,
 ) -> dict[str, float]:

@@ -21,9 +21,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from persist.config import CurvatureConfig
 from persist.curvature._checks import at_least, positive
 from persist.curvature.hvp import Params, loss_and_gradient, make_objective, measurement_mode, subset_loss
 from persist.landscape.directions import normalize_tensor
+
+DEFAULTS = CurvatureConfig()  # the config section holds every default once
 
 
 def filter_norms(t: Tensor) -> Tensor:
@@ -67,7 +70,7 @@ def epsilon_sharpness(
     x: Tensor,
     y: Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = DEFAULTS.batch_size,
     seed: int = 0,
     epsilon: float = 1e-3,
     ascent_steps: int = 10,
@@ -115,9 +118,9 @@ def loss_barrier(
     x: Tensor,
     y: Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int = DEFAULTS.batch_size,
     seed: int = 0,
-    directions: int = 10,
+    directions: int = DEFAULTS.barrier_directions,
     radius: float = 1.0,
     radius_steps: int = 20,
     include_1d: bool = False,
