@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -125,12 +126,19 @@ def checked_config(data: Any, where: str) -> RunConfig:
 def load_trained_model(run_id: str, device: torch.device, name: str = "best",
                        phases: tuple[str, ...] = ("train",)) -> tuple[nn.Module, RunConfig]:
     """Rebuild the model of a finished upstream run from its logged config and checkpoint, verified."""
-    cfg = verify_upstream(run_id, phases)
-    artifact = checkpoint(checkpoint_name(name))
-    with downloaded(run_id, artifact) as path:
-        state = load_checkpoint(path, map_location=device)
-    model = _checked_model(state, cfg, f"{artifact} of run '{run_id}'")
+    cfg, state = _verified_checkpoint(run_id, checkpoint_name(name), phases)
+    model = _checked_model(state, cfg, f"{checkpoint(name)} of run '{run_id}'")
     return model.to(device), cfg
+
+
+@functools.lru_cache(maxsize=1)
+def _verified_checkpoint(run_id: str, name: str, phases: tuple[str, ...]) -> tuple[RunConfig, dict[str, Any]]:
+    """The upstream config and checkpoint (on the CPU), downloaded once per process: a CLI command verifies
+    the upstream run before it creates anything and the phase then loads the same model, so the last one is
+    kept (a FINISHED run's artifacts do not change). Only successful reads are cached."""
+    cfg = verify_upstream(run_id, phases)
+    with downloaded(run_id, checkpoint(name)) as path:
+        return cfg, load_checkpoint(path, map_location="cpu")
 
 
 def _checked_model(state: dict[str, Any], cfg: RunConfig, where: str) -> nn.Module:
