@@ -78,6 +78,22 @@ def test_digits_split_is_standardized_on_train_only(task):
     assert abs(task.x_test.mean().item()) > 1e-4  # test set not re-centred with its own statistics
 
 
+def test_the_study_holds_out_its_own_test_fraction_of_the_same_fixed_split():
+    study = load_digits_task(test_fraction=InitQualityConfig().test_fraction)
+    assert len(study.y_test) == 540 and len(study.y_train) == 1797 - 540  # ceil(0.3 x 1797) held out
+    again = load_digits_task(test_fraction=0.3)
+    assert torch.equal(study.x_test, again.x_test)  # the split seed is fixed, not the study's seed
+
+
+def test_the_template_is_the_package_mlp():
+    from persist.models import create_model
+
+    registry = create_model("mlp", num_classes=10, in_channels=1, image_size=8, width=0.0625)  # 256 x 1/16 = 16
+    template = build_target((64, 16, 16, 10)).module
+    assert [type(m) for m in registry][1:] == [type(m) for m in template]
+    assert [p.shape for p in registry.parameters()] == [p.shape for p in template.parameters()]
+
+
 # --- initialization schemes and slices -----------------------------------------------------------
 
 

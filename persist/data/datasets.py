@@ -22,6 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST1D_SAMPLES = 4000  # default size of the generated MNIST-1D set (80% train, 20% test)
 MNIST1D_SEED = 42  # the package's own default seed: the published MNIST-1D is generated with it
 SPLIT_SEED = 0  # fixed seed of the train/test split of datasets that have none: never the training seed
+DIGITS_TEST_FRACTION = 0.25  # default held-out share of digits, which ships without a train/test split
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,14 @@ class RawDataset:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset lives and the per-dataset knobs (``samples``: generated datasets; ``image_size``: folders)."""
+    """Where a dataset lives and the per-dataset knobs (``samples``: generated datasets; ``image_size``: folders;
+    ``test_fraction``: datasets without an official split)."""
 
     data_dir: Path
     download: bool = False
     samples: int = 0  # 0: the dataset's default size (MNIST-1D: 4000)
     image_size: int = 32  # image-folder datasets are resized to image_size x image_size
+    test_fraction: float = 0.0  # 0: the dataset's default held-out share (digits: 0.25)
 
 
 Loader = Callable[[Source], RawDataset]
@@ -63,7 +66,8 @@ def halves(n: int, first: int | None = None) -> dict[str, tuple[int, ...]]:
 def load_digits(source: Source) -> RawDataset:
     """scikit-learn's bundled 8x8 digits: offline, so the embedded default runs anywhere.
 
-    The official split does not exist; a fixed seeded 75/25 stratified split stands in for train/test.
+    The official split does not exist; a fixed seeded stratified split (``source.test_fraction``, default
+    25% held out) stands in for train/test. The split seed is fixed, so every training seed sees one test set.
     """
     from sklearn.datasets import load_digits as sk_digits
     from sklearn.model_selection import train_test_split
@@ -71,7 +75,10 @@ def load_digits(source: Source) -> RawDataset:
     bunch = sk_digits()
     x = (bunch.images / 16.0).astype(np.float32)[..., None]
     y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=SPLIT_SEED)
+    fraction = source.test_fraction or DIGITS_TEST_FRACTION
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"the digits test fraction must be in (0, 1), got {fraction}")
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=fraction, stratify=y, random_state=SPLIT_SEED)
     mean, std = float(x_tr.mean()), float(x_tr.std())
     return RawDataset("digits", x_tr, y_tr, x_te, y_te, halves(10), (mean,), (std,))
 

@@ -56,10 +56,11 @@ class TaskData:
 
 
 def load_raw(
-    dataset: str, data_dir: str | Path = "data", download: bool = False, samples: int = 0, image_size: int = 32
+    dataset: str, data_dir: str | Path = "data", download: bool = False, samples: int = 0, image_size: int = 32,
+    test_fraction: float = 0.0,
 ) -> RawDataset:
     """Load (and cache per process) a registered dataset's raw arrays; see :class:`Source` for the knobs."""
-    key = (dataset, Source(Path(data_dir), download, samples, image_size))
+    key = (dataset, Source(Path(data_dir), download, samples, image_size, test_fraction))
     if key not in _CACHE:
         _CACHE[key] = DATASETS.get(dataset)(key[1])
     return _CACHE[key]

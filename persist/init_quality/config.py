@@ -10,7 +10,7 @@ from persist.init_quality.outcomes import InitTrainingConfig
 from persist.init_quality.prediction import PredictionConfig
 from persist.init_quality.samples import InitScheme, parse_scheme
 from persist.init_quality.surrogate import SurrogateConfig
-from persist.init_quality.target import ACTIVATIONS
+from persist.models.small import ACTIVATIONS
 
 DEFAULT_SCHEMES = (
     "normal:0.01", "normal:0.1", "normal:1",
@@ -23,8 +23,10 @@ DEFAULT_SCHEMES = (
 class InitQualityConfig:
     seed: int = 0
     target_hidden: tuple[int, ...] = (16,)  # the studied MLP: 64 -> target_hidden... -> 10 on digits
-    # (persist.data's fixed digits split; its test part is held out for the quality target, the final test loss)
     target_activation: str = "relu"
+    # share of digits held out (persist.data's fixed stratified split) for the quality target, the final test
+    # loss; 0.3 is the study's own choice (persist.data's default is 0.25, which moves the baselines' R^2)
+    test_fraction: float = 0.3
     schemes: tuple[str, ...] = DEFAULT_SCHEMES  # "family:scale"; see samples.InitScheme
     # stage 1: surrogate training pool
     pool_inits_per_scheme: int = 500
@@ -61,6 +63,8 @@ class InitQualityConfig:
             raise ConfigError(f"pool_perturbations must be >= 0, got {self.pool_perturbations}")
         if self.local_points < 4:
             raise ConfigError(f"local_points must be >= 4, got {self.local_points}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if not self.radius > 0:
             raise ConfigError(f"radius must be > 0, got {self.radius}")
 

@@ -102,7 +102,7 @@ def read_record(workdir: Path, stage: int) -> dict | None:
 
 def _target(cfg: InitQualityConfig) -> tuple[TargetNetwork, DigitsTask]:
     net = build_target((64, *cfg.target_hidden, 10), cfg.target_activation)
-    return net, load_digits_task(cfg.device)
+    return net, load_digits_task(cfg.device, cfg.test_fraction)
 
 
 def scheme_names(cfg: InitQualityConfig) -> list[str]:

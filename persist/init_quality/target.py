@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from persist.data import load_raw
-from persist.errors import ConfigError
+from persist.models.small import ACTIVATIONS, mlp_layers
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+__all__ = ["ACTIVATIONS", "DigitsTask", "TargetNetwork", "build_target", "load_digits_task"]
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,14 @@ class DigitsTask:
     y_test: Tensor
 
 
-def load_digits_task(device: str | torch.device = "cpu") -> DigitsTask:
-    """All ten digit classes on :mod:`persist.data`'s fixed train/test split, flattened to 64 features.
+def load_digits_task(device: str | torch.device = "cpu", test_fraction: float = 0.0) -> DigitsTask:
+    """All ten digit classes on :mod:`persist.data`'s fixed train/test split (``test_fraction`` held out; 0:
+    persist.data's default), flattened to 64 features.
 
     Each pixel is z-scored with training statistics (no test leakage): the studied MLP sees standardized
     inputs, so an initialization scale means the same thing for every input unit.
     """
-    raw = load_raw("digits")
+    raw = load_raw("digits", test_fraction=test_fraction)
     x_tr, x_te = (x.reshape(len(x), -1) for x in (raw.x_train, raw.x_test))
     mean, std = x_tr.mean(0), x_tr.std(0)
     std[std == 0] = 1.0  # constant border pixels stay 0 after centring
@@ -120,14 +121,5 @@ class TargetNetwork:
 
 
 def build_target(widths: tuple[int, ...] = (64, 16, 10), activation: str = "relu") -> TargetNetwork:
-    """MLP with the given layer widths; the template's own weights are never used."""
-    if len(widths) < 2 or min(widths) < 1:
-        raise ConfigError(f"widths must list >= 2 positive layer sizes, got {widths}")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{activation}'")
-    layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        if i:
-            layers.append(ACTIVATIONS[activation]())
-        layers.append(nn.Linear(fan_in, fan_out))
-    return TargetNetwork(nn.Sequential(*layers))
+    """:func:`persist.models.small.mlp_layers` as a template; the template's own weights are never used."""
+    return TargetNetwork(nn.Sequential(*mlp_layers(widths, activation)))
