@@ -102,7 +102,7 @@ def test_headline_and_report(published, tmp_path):
     assert back["r"].tolist() == pytest.approx(published.results["r"].tolist(), nan_ok=True)
     report = (tmp_path / "report.md").read_text()
     assert "+0.61 [" in report and "5 of 14 values of `h1_total` equal 0" in report
-    assert "Fisher z interval with Bonett-Wright" in report and "One row per `arch`" in report
+    assert "(Bonett-Wright), or v = 1.06 (Fieller-Hartley-Pearson)" in report and "One row per `arch`" in report
     assert all((tmp_path / "figures" / n).read_bytes()[:4] == b"\x89PNG" for n in names if n.endswith(".png"))
 
 

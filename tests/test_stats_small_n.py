@@ -82,12 +82,24 @@ def test_fisher_z_interval_uses_the_bonett_wright_standard_error():
     iv = fisher_z_interval(r, n, "spearman")
     assert (iv.low, iv.high, iv.method) == (pytest.approx(np.tanh(np.arctanh(r) - half)),
                                             pytest.approx(np.tanh(np.arctanh(r) + half)), "fisher_z")
-    partial = fisher_z_interval(r, n, "partial_spearman", n_covariates=2)  # df reduced by the covariates
-    assert partial.high == pytest.approx(np.tanh(np.arctanh(r) + stats.norm.ppf(0.975) * np.sqrt(1.125 / 4)))
-    kendall = fisher_z_interval(0.3, n, "kendall")
-    assert kendall.low == pytest.approx(np.tanh(np.arctanh(0.3) - stats.norm.ppf(0.975) * np.sqrt(0.437 / 5)))
-    assert fisher_z_interval(0.3, n, "kendall", tied=True).method == "none"
+    partial = fisher_z_interval(r, n + 1, "partial_spearman", n_covariates=2)  # df reduced by the covariates
+    assert partial.high == pytest.approx(np.tanh(np.arctanh(r) + stats.norm.ppf(0.975) * np.sqrt(1.125 / 5)))
+    kendall = fisher_z_interval(0.3, 10, "kendall")
+    assert kendall.low == pytest.approx(np.tanh(np.arctanh(0.3) - stats.norm.ppf(0.975) * np.sqrt(0.437 / 6)))
+    assert fisher_z_interval(0.3, 10, "kendall", tied=True).method == "none"
+    assert fisher_z_interval(0.3, 9, "kendall").method == "none"  # tau is too coarse below n = 10
     assert fisher_z_interval(1.0, n, "spearman").method == "none"
+
+
+def test_with_four_or_fewer_df_the_spearman_interval_uses_fiellers_constant_variance():
+    r = 0.7
+    for n, k in ((7, 0), (7, 1), (8, 1)):  # df = 4, 3, 4
+        half = stats.norm.ppf(0.975) * np.sqrt(1.06 / (n - 3 - k))
+        iv = fisher_z_interval(r, n, "partial_spearman" if k else "spearman", n_covariates=k)
+        assert (iv.low, iv.high) == (pytest.approx(np.tanh(np.arctanh(r) - half)),
+                                     pytest.approx(np.tanh(np.arctanh(r) + half)))
+    bw = fisher_z_interval(r, 8, "spearman")  # df = 5: Bonett-Wright
+    assert bw.high == pytest.approx(np.tanh(np.arctanh(r) + stats.norm.ppf(0.975) * np.sqrt((1 + r * r / 2) / 5)))
 
 
 def test_small_n_uses_fisher_z_and_says_why():

@@ -1,5 +1,5 @@
 """Statistics of the analysis phase: rank correlations with permutation p-values and intervals chosen
-by a stated small-n policy (bootstrap or Bonett-Wright Fisher z), partial correlations by rank
+by a stated small-n policy (bootstrap or Fisher z), partial correlations by rank
 residuals, family-wise corrections, influence, rank regression, a mixed-effects check for seeded
 studies and leave-one-architecture-out prediction, all driven by a declarative :class:`AnalysisSpec`.
 

@@ -1,20 +1,21 @@
 """The interval policy: which interval a test reports, and why, at small n.
 
-Measured by ``benchmarks/bench_stats_coverage.py`` (table in docs/statistics.md, 1,000 tables per
-cell): at n = 7 a paired bootstrap of a rank correlation resamples 7 rows, many resamples are
-undefined or tied, and its BCa intervals cover below 93% in 12 of 18 cells (partial Spearman down
-to 80%); the Fisher z interval with Bonett and Wright's (2000) standard error covers 94-99% there
-(conservative, not anti-conservative). At n = 14 BCa covers 93-98%. The policy, stated in every report:
+Measured by ``benchmarks/bench_stats_coverage.py`` (table in docs/statistics.md): at n = 7 a paired
+bootstrap of a rank correlation resamples 7 rows, many resamples are undefined or tied, and its BCa
+intervals cover below 93% in 12 of 18 cells (partial Spearman down to 80%). At n = 14 BCa covers
+93-98%. The policy, stated in every report:
 
 1. Bootstrap (the spec's ``ci_method``, BCa or percentile) only when n >= ``MIN_BOOTSTRAP_N`` and
    fewer than ``MAX_UNDEFINED_SHARE`` of the resamples are undefined, and only when the interval
    it gives contains the point estimate.
-2. Otherwise a Fisher z interval: z = atanh(r) +- z_(1-alpha/2) se, with
-   se = sqrt((1 + r^2/2) / (n - 3 - k)) for Spearman (k = number of covariates of a partial
-   correlation) and se = sqrt(0.437 / (n - 4)) for Kendall's tau. Kendall's standard error holds
-   for untied data only (with ties it under-covers, 86-91% at n = 14 in the simulation), so a tied
-   Kendall test gets no Fisher z interval.
-3. Otherwise none (|r| = 1, too few degrees of freedom, tied Kendall), with the reason.
+2. Otherwise a Fisher z interval: z = atanh(r) +- z_(1-alpha/2) sqrt(v / df), df = n - 3 - k for
+   Spearman (k = number of covariates of a partial correlation), n - 4 for Kendall's tau. For
+   Spearman v = 1 + r^2/2 (Bonett and Wright 2000); with ``SMALL_DF`` or fewer degrees of freedom
+   their r^2/2 term over-widens the interval (97-98% coverage at n = 7) and the older constant
+   v = 1.06 (Fieller, Hartley and Pearson 1957) is used, which covers 93.5-96.6% there. For Kendall
+   v = 0.437, only for untied data (with ties it under-covers, 86-91% at n = 14) and n >= ``MIN_KENDALL_N``
+   (below, tau takes few values and the interval covers 91-99%).
+3. Otherwise none (|r| = 1, too few degrees of freedom, tied or small-n Kendall), with the reason.
 
 Every interval carries the method that made it; a method is never relabelled.
 """
@@ -31,12 +32,15 @@ from persist.stats.rank_statistics import STATISTICS
 
 MIN_BOOTSTRAP_N = 12
 MAX_UNDEFINED_SHARE = 0.05
+SMALL_DF = 4  # Spearman Fisher z: at most this many df -> Fieller's constant variance, else Bonett-Wright
+MIN_KENDALL_N = 10
 FISHER_Z = "fisher_z"
 POLICY = (
     f"Intervals: bootstrap (paired; two-level when {{label}}s have several rows) only when n >= {MIN_BOOTSTRAP_N}, "
     f"fewer than {MAX_UNDEFINED_SHARE:.0%} of resamples are undefined and the interval contains the estimate; "
-    "otherwise a Fisher z interval with Bonett-Wright standard error (sqrt((1 + r^2/2)/(n - 3 - k)) for "
-    "Spearman with k covariates, sqrt(0.437/(n - 4)) for Kendall without ties); otherwise none, with the reason. "
+    "otherwise a Fisher z interval with standard error sqrt(v/df): Spearman with k covariates df = n - 3 - k and "
+    f"v = 1 + r^2/2 (Bonett-Wright), or v = 1.06 (Fieller-Hartley-Pearson) when df <= {SMALL_DF}; Kendall without "
+    f"ties and n >= {MIN_KENDALL_N} v = 0.437, df = n - 4; otherwise none, with the reason. "
     "Column ci_method names the method used, ci_undefined the share of undefined bootstrap resamples."
 )
 
@@ -55,18 +59,21 @@ class Interval:
 def fisher_z_interval(
     r: float, n: int, method: str, n_covariates: int = 0, confidence: float = 0.95, tied: bool = False
 ) -> Interval:
-    """Fisher z interval with the Bonett-Wright standard error, or "none" with the reason.
+    """Fisher z interval with the standard error the module docstring states, or "none" with the reason.
 
     ``tied`` says whether x or y has ties; it matters only for Kendall's tau.
     """
     if method == "kendall" and tied:
         return Interval(np.nan, np.nan, "none", np.nan, "Kendall's Fisher z standard error assumes no ties")
+    if method == "kendall" and n < MIN_KENDALL_N:
+        return Interval(np.nan, np.nan, "none", np.nan,
+                        f"Kendall's Fisher z interval is unreliable below n = {MIN_KENDALL_N} (n = {n})")
     df = n - 4 if method == "kendall" else n - 3 - n_covariates
     if df < 1:
         return Interval(np.nan, np.nan, "none", np.nan, f"too few rows for a Fisher z interval (n = {n})")
     if not np.isfinite(r) or abs(r) >= 1:
         return Interval(np.nan, np.nan, "none", np.nan, "|r| = 1: no interval method is valid at the boundary")
-    var = 0.437 if method == "kendall" else 1 + r * r / 2
+    var = 0.437 if method == "kendall" else 1.06 if df <= SMALL_DF else 1 + r * r / 2
     half = ndtri(0.5 + confidence / 2) * np.sqrt(var / df)
     z = np.arctanh(r)
     return Interval(float(np.tanh(z - half)), float(np.tanh(z + half)), FISHER_Z, np.nan)
