@@ -138,6 +138,26 @@ def test_mode_plane_has_each_model_on_a_node_with_its_own_loss(bn):
     assert grid.center == tuple(dirs.record["nodes"]["A"])
 
 
+def test_a_short_forgetting_path_beside_a_distant_seed_still_gets_its_own_nodes():
+    """theta_B 1/20 of the way to theta_C along d1: a uniform 9-node axis would put A and B on one node."""
+    a, b = _net(0), _net(1)
+    x, y = _data()
+    state_a, state_b = a.state_dict(), b.state_dict()
+    tilt = _net(2).state_dict()
+    far = {n: state_a[n] + 20 * (state_b[n] - state_a[n]) + 0.5 * (tilt[n] - state_a[n]) for n in state_a}
+    dirs = mode_directions(a, state_b, far, resolution=9)
+    grid = evaluate_grid(a, dirs, x, y, resolution=9, batch_size=64, method="foreach")
+    assert all(np.all(np.diff(axis) > 0) for axis in grid.axes) and grid.axes[0][[0, -1]].tolist() == pytest.approx(
+        [-0.25 * dirs.record["coordinates"]["C"][0], 1.25 * dirs.record["coordinates"]["C"][0]])
+    nodes = [tuple(dirs.record["nodes"][name]) for name in "ABC"]
+    assert len(set(nodes)) == 3
+    for name, state in zip("ABC", (state_a, state_b, far), strict=True):
+        i, j = dirs.record["nodes"][name]
+        assert [grid.axes[0][i], grid.axes[1][j]] == pytest.approx(dirs.record["coordinates"][name], abs=1e-12)
+        own = _loss_at(a, _flat({n: state[n] for n, _ in a.named_parameters()}), x, y)
+        assert grid.loss[i, j] == pytest.approx(float(own), rel=1e-9)
+
+
 def test_mode_plane_refuses_collinear_or_mismatched_models():
     a, b = _net(0), _net(1)
     mid = {n: (p + q) / 2 for (n, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True)}

@@ -197,17 +197,43 @@ def trajectory_directions(model: nn.Module, snapshots: Sequence[Mapping[str, tor
 
 
 def _snap(axis: np.ndarray, required: Sequence[float]) -> np.ndarray:
-    """``axis`` with its nearest node moved onto each required coordinate; refuses collisions."""
+    """``axis`` with its nearest node moved onto each required coordinate.
+
+    When two required coordinates would share a node (a point much closer to A than the plane is wide:
+    a short forgetting path beside a distant other seed), :func:`_anchored_axis` gives each its own
+    node instead.
+    """
     axis = axis.copy()
     used: dict[int, float] = {}
     for value in required:
         i = int(np.argmin(np.abs(axis - value)))
         if i in used and abs(used[i] - value) > 1e-12:
-            raise ConfigError("landscape.resolution is too small to give each mode its own grid node; raise it")
+            return _anchored_axis(axis, required)
         axis[i], used[i] = value, value
     if np.any(np.diff(axis) <= 0):
-        raise ConfigError("landscape.resolution is too small to give each mode its own grid node; raise it")
+        return _anchored_axis(axis, required)
     return axis
+
+
+def _anchored_axis(axis: np.ndarray, required: Sequence[float]) -> np.ndarray:
+    """A strictly increasing axis with the same ends whose nodes include every required coordinate.
+
+    Each value takes its nearest node, pushed to the next free one on a collision; nodes between
+    anchors are spaced linearly, so the axis is uniform in pieces. Sublevel-set persistence depends
+    only on node adjacency, so the uneven spacing changes the picture's scale, not the diagram.
+    """
+    values = sorted(set(required))
+    n = len(axis)
+    if len(values) > n - 2:
+        raise ConfigError("landscape.resolution is too small to give each mode its own grid node; raise it")
+    index = [int(np.argmin(np.abs(axis - v))) for v in values]
+    for k in range(len(index)):  # forward: strictly increasing, inside the ends
+        index[k] = max(index[k], index[k - 1] + 1 if k else 1)
+    for k in reversed(range(len(index))):  # backward: leave room for the later values and the last node
+        index[k] = min(index[k], index[k + 1] - 1 if k + 1 < len(index) else n - 2)
+    anchors = [0, *index, n - 1]
+    levels = [min(axis[0], values[0] - 1e-9), *values, max(axis[-1], values[-1] + 1e-9)]
+    return np.interp(np.arange(n), anchors, levels)
 
 
 def mode_directions(model: nn.Module, state_b: Mapping[str, torch.Tensor], state_c: Mapping[str, torch.Tensor],
