@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   - the embedded default study (digits, CPU, a few minutes), tracked in ./mlflow.db
+#   make demo   - the embedded default study (MNIST-1D in small, CPU, a few minutes), tracked in ./mlflow.db
 #   make test   - the test suite
 #   make study  - the MNIST-1D study (16 members x 3 seeds, 3 direction families; <= 30 min on 2 cores)
 # Both create .venv and install the package on first use.
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/persist pipeline --preset smoke
+	$(VENV)/bin/persist pipeline --preset demo
 
 study: $(STAMP)
 	$(VENV)/bin/persist pipeline --preset mnist1d

@@ -27,7 +27,8 @@ from persist.phases.table import PHASE_TABLE
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines on store creation
 
-PRESET_HELP = "Base configuration: 'smoke' (embedded digits, CPU, minutes) or 'cifar100' (the PERSIST study)."
+PRESET_HELP = ("Base configuration: 'smoke' (embedded digits, CPU, minutes), 'demo' (what make demo runs: MNIST-1D, 7 "
+               "architectures x 2 seeds), 'mnist1d' (the CPU study, 16 x 3) or 'cifar100' (the PERSIST study).")
 SET_HELP = ("Config override KEY=VALUE with a dotted key, e.g. landscape.resolution=31 (repeatable; one value "
             "may hold several space-separated overrides). Unknown keys and wrong types are rejected.")
 RESUME = "finished work is saved; rerun the same command to resume"

@@ -152,6 +152,19 @@ def test_mnist1d_spec_columns_match_the_family_names():
     assert len(spec.primary) == 9
 
 
+def test_the_demo_is_the_mnist1d_study_in_small_and_analyses_only_families_it_runs():
+    from persist.stats import load_spec
+
+    demo, study = preset("demo"), preset("mnist1d")
+    assert set(demo.study.archs) < set(study.study.archs) and len(demo.study.seeds) == 2  # modes needs two seeds
+    assert (demo.train, demo.landscape, demo.forgetting, demo.topology) == (
+        study.train, study.landscape, study.forgetting, study.topology)
+    spec = load_spec(ROOT / demo.study.analysis_spec)
+    families = {name.split("/")[0] for name in dict(spec.columns) if name.startswith("topology_")}
+    assert families <= {f"topology_{f}" for f in demo.study.directions}
+    assert {h.predictor for h in spec.primary} == {"modes_h0_total"}
+
+
 def test_narrowing_a_widened_head_restores_the_task_a_logits():
     import torch
 
