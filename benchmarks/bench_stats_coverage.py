@@ -14,6 +14,7 @@ report (a bootstrap at n = 7, Fisher z for tied Kendall), to show why.
 
     .venv/bin/python benchmarks/bench_stats_coverage.py            # R = 1000, B = 999: a few minutes
     .venv/bin/python benchmarks/bench_stats_coverage.py --quick    # R = 400, B = 499
+    .venv/bin/python benchmarks/bench_stats_coverage.py --fisher-z-only   # the two Spearman variances, n = 7-14
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from persist.stats.bootstrap import bootstrap_distribution, intervals_from_distribution, jackknife
-from persist.stats.intervals import confidence_intervals, fisher_z_interval
+from persist.stats.intervals import MIN_KENDALL_N, confidence_intervals, fisher_z_interval
 from persist.stats.rank_statistics import STATISTICS
 
 METHODS = ("spearman", "kendall", "partial_spearman")
@@ -107,15 +108,46 @@ def _reference(method, n, data, r, truth, boot, seed, ci_method, out) -> None:
         t[1] += int(defined.sum())
         t[0] += int(((low <= truth) & (truth <= high) & defined).sum())
         t[2] += float(np.nansum(high - low))
-    if method == "kendall":
-        tied = [len(np.unique(a)) < n or len(np.unique(b)) < n for a, b in zip(data[0], data[1], strict=True)]
-        for ri, is_tied in zip(r, tied, strict=True):
-            if is_tied and abs(ri) < 1:
-                iv = fisher_z_interval(float(ri), n, method, 0)  # what a tied Kendall would get
-                t = out.setdefault("fisher_z (refused: tied Kendall)", [0, 0, 0.0])
-                t[1] += 1
-                t[0] += iv.low <= truth <= iv.high
-                t[2] += iv.high - iv.low
+    if method == "kendall":  # Kendall's Fisher z where the policy refuses it (ties, n < MIN_KENDALL_N)
+        half = 1.959963984540054 * np.sqrt(0.437 / (n - 4))
+        for a, b, ri in zip(data[0], data[1], r, strict=True):
+            tied = len(np.unique(a)) < n or len(np.unique(b)) < n
+            if abs(ri) >= 1 or not (tied or n < MIN_KENDALL_N):
+                continue
+            name = "fisher_z (refused: tied Kendall)" if tied else f"fisher_z (refused: Kendall n < {MIN_KENDALL_N})"
+            low, high = np.tanh(np.arctanh(ri) - half), np.tanh(np.arctanh(ri) + half)
+            t = out.setdefault(name, [0, 0, 0.0])
+            t[1] += 1
+            t[0] += low <= truth <= high
+            t[2] += high - low
+
+
+def fisher_z_variances(reps: int) -> None:
+    """Coverage of the Fisher z interval under Bonett-Wright's variance (1 + r^2/2) and Fieller's constant
+    1.06, Spearman and partial Spearman at n = 7-14: the comparison behind the policy's ``SMALL_DF``."""
+    print(f"R = {reps} tables per cell; Fisher z for every finite |r| < 1\n")
+    print("| n | df | data | latent rho | statistic | population value | Bonett-Wright | Fieller 1.06 | policy |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    half = 1.959963984540054
+    for n in (7, 8, 9, 10, 14):
+        for quantized in (False, True):
+            for rho in RHOS:
+                for method in ("spearman", "partial_spearman"):
+                    truth = population_value(method, rho, quantized)
+                    rng = np.random.default_rng(zlib.crc32(repr((n, quantized, rho, method, "fz")).encode()))
+                    x, y, z = draw(rng, reps, n, rho, quantized)
+                    cov = (z,) if method == "partial_spearman" else ()
+                    r = STATISTICS[method](x, y, *cov)
+                    r = r[np.isfinite(r) & (np.abs(r) < 1)]
+                    df = n - 3 - len(cov)
+                    cover = []
+                    for var in (1 + r * r / 2, np.full_like(r, 1.06)):
+                        w = half * np.sqrt(var / df)
+                        cover.append(np.mean((np.tanh(np.arctanh(r) - w) <= truth) & (truth <= np.tanh(np.arctanh(r) + w))))
+                    used = fisher_z_interval(0.5, n, method, len(cov)).high  # which variance the policy picks
+                    policy = "Fieller" if np.isclose(used, np.tanh(np.arctanh(0.5) + half * np.sqrt(1.06 / df))) else "BW"
+                    print(f"| {n} | {df} | {'quantized' if quantized else 'continuous'} | {rho:.1f} | {method} | "
+                          f"{truth:+.3f} | {cover[0]:.1%} | {cover[1]:.1%} | {policy} |", flush=True)
 
 
 def rows_of(result: dict) -> list[str]:
@@ -142,7 +174,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="R = 400 tables per cell, B = 499 resamples")
     parser.add_argument("--ci-method", default="bca", choices=("bca", "percentile"))
+    parser.add_argument("--fisher-z-only", action="store_true",
+                        help="compare the two Spearman Fisher z variances at n = 7-14 (R = 4000, seconds)")
     args = parser.parse_args()
+    if args.fisher_z_only:
+        fisher_z_variances(4000)
+        return
     reps, boot = (400, 499) if args.quick else (1000, 999)
     started = time.perf_counter()
     print(f"R = {reps} tables per cell, B = {boot} bootstrap resamples, bootstrap method {args.ci_method}\n")

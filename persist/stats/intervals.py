@@ -11,8 +11,8 @@ intervals cover below 93% in 12 of 18 cells (partial Spearman down to 80%). At n
 2. Otherwise a Fisher z interval: z = atanh(r) +- z_(1-alpha/2) sqrt(v / df), df = n - 3 - k for
    Spearman (k = number of covariates of a partial correlation), n - 4 for Kendall's tau. For
    Spearman v = 1 + r^2/2 (Bonett and Wright 2000); with ``SMALL_DF`` or fewer degrees of freedom
-   their r^2/2 term over-widens the interval (97-98% coverage at n = 7) and the older constant
-   v = 1.06 (Fieller, Hartley and Pearson 1957) is used, which covers 93.5-96.6% there. For Kendall
+   their r^2/2 term over-widens the interval (up to 98.2% coverage at n = 7) and the older constant
+   v = 1.06 (Fieller, Hartley and Pearson 1957) is used, which covers 92.9-96.5% there. For Kendall
    v = 0.437, only for untied data (with ties it under-covers, 86-91% at n = 14) and n >= ``MIN_KENDALL_N``
    (below, tau takes few values and the interval covers 91-99%).
 3. Otherwise none (|r| = 1, too few degrees of freedom, tied or small-n Kendall), with the reason.
