@@ -91,7 +91,9 @@ def test_repeated_labels_are_averaged_before_testing():
     spec = AnalysisSpec(predictors=("x",), outcomes=("y",), methods=("spearman",))
     df, notes = prepare_table(table, spec)
     assert df.set_index("arch")["x"].to_dict() == {"a": 2.0, "b": 5.0, "c": 7.0}
-    assert "mean" in notes[0]
+    assert notes[0] == "Rows sharing a value of `arch` were reduced by their mean (1-2 rows per `arch`)."
+    _, even = prepare_table(table.iloc[:2], spec)
+    assert even[0].endswith("(2 rows per `arch`).")
     with pytest.raises(DataError, match="label 'arch' repeats"):
         prepare_table(table, AnalysisSpec(predictors=("x",), outcomes=("y",), methods=("spearman",), aggregate="none"))
 

@@ -97,8 +97,7 @@ def aggregate(df: pd.DataFrame, spec: AnalysisSpec, notes: list[str]) -> pd.Data
     out = grouped[numeric].agg(spec.aggregate)
     if others:
         out = out.join(grouped[others].first())
-    notes.append(
-        f"Rows sharing a {spec.label} were reduced by their {spec.aggregate} "
-        f"({int(counts.min())}-{int(counts.max())} rows per {spec.label})."
-    )
+    low, high = int(counts.min()), int(counts.max())
+    notes.append(f"Rows sharing a value of `{spec.label}` were reduced by their {spec.aggregate} "
+                 f"({low if low == high else f'{low}-{high}'} rows per `{spec.label}`).")
     return out.reset_index()
