@@ -15,7 +15,7 @@ report (a bootstrap at n = 7, Fisher z for tied Kendall), to show why.
     .venv/bin/python benchmarks/bench_stats_coverage.py            # R = 1000, B = 999: a few minutes
     .venv/bin/python benchmarks/bench_stats_coverage.py --quick    # R = 400, B = 499
     .venv/bin/python benchmarks/bench_stats_coverage.py --fisher-z-only   # the two Spearman variances, n = 7-14
-    .venv/bin/python benchmarks/bench_stats_coverage.py --two-level       # seeds: n = 14 architectures x 3 seeds
+    .venv/bin/python benchmarks/bench_stats_coverage.py --seeds           # n = 14 architectures x 3 seeds
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from persist.stats.bootstrap import bootstrap_distribution, intervals_from_distribution, jackknife
-from persist.stats.intervals import MIN_KENDALL_N, confidence_interval, confidence_intervals, fisher_z_interval
+from persist.stats.intervals import MIN_KENDALL_N, confidence_intervals, fisher_z_interval
 from persist.stats.rank_statistics import STATISTICS
 
 METHODS = ("spearman", "kendall", "partial_spearman")
@@ -166,14 +166,14 @@ def draw_seeded(rng: np.random.Generator, count: int, n: int, rho: float, quanti
     return x, y, z
 
 
-def two_level(reps: int, boot: int) -> None:
-    """Coverage of the two-level (architectures, then seeds) interval of the per-architecture-mean
-    coefficient; the target is that coefficient's population value (400,000 architectures)."""
-    print(f"R = {reps} tables per cell, B = {boot} two-level resamples, n = 14 architectures x {SEEDS} seeds\n")
+def seeded(reps: int, boot: int) -> None:
+    """Coverage of the interval of the per-architecture-mean coefficient with 3 seeds per architecture;
+    the target is that coefficient's population value (400,000 architectures)."""
+    print(f"R = {reps} tables per cell, B = {boot} resamples of whole architectures, n = 14 architectures x "
+          f"{SEEDS} seeds\n")
     print("| data | latent rho | statistic | population value | interval | intervals | coverage | Wilson 95% | 93-97%? |")
     print("|---|---|---|---|---|---|---|---|---|")
     n = 14
-    groups = np.repeat(np.arange(n), SEEDS)
     for quantized in (False, True):
         for rho in (0.0, 0.6):
             for method in ("spearman", "partial_spearman"):
@@ -182,14 +182,15 @@ def two_level(reps: int, boot: int) -> None:
                 means = [v[0].reshape(-1, SEEDS).mean(-1) for v in big]
                 truth = float(STATISTICS[method](means[0], means[1], *((means[2],) if cov else ())))
                 rng = np.random.default_rng(zlib.crc32(repr((quantized, rho, method, "two-level")).encode()))
-                x, y, z = draw_seeded(rng, reps, n, rho, quantized)
+                x, y, z = (v.reshape(reps, n, SEEDS).mean(-1) for v in draw_seeded(rng, reps, n, rho, quantized))
                 tallies: dict[str, list[int]] = {}
-                for i in range(reps):
-                    iv = confidence_interval(method, x[i], y[i], (z[i],) if cov else (), groups=groups,
-                                             n_bootstrap=boot, seed=i)
-                    t = tallies.setdefault(iv.method, [0, 0])
-                    t[1] += 1
-                    t[0] += bool(iv.low <= truth <= iv.high)
+                for start in range(0, reps, CHUNK):
+                    part = slice(start, start + CHUNK)
+                    for iv in confidence_intervals(method, x[part], y[part], (z[part],) if cov else (),
+                                                   n_bootstrap=boot, seed=start):
+                        t = tallies.setdefault(iv.method, [0, 0])
+                        t[1] += 1
+                        t[0] += bool(iv.low <= truth <= iv.high)
                 for name, (hits, total) in sorted(tallies.items()):
                     lo, hi = wilson(hits, total)
                     flag = "(no interval)" if name == "none" else "ok" if 0.93 <= hits / total <= 0.97 else (
@@ -223,16 +224,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="R = 400 tables per cell, B = 499 resamples")
     parser.add_argument("--ci-method", default="bca", choices=("bca", "percentile"))
-    parser.add_argument("--two-level", action="store_true",
-                        help="coverage of the two-level interval with 3 seeds per architecture (R = 400)")
+    parser.add_argument("--seeds", action="store_true",
+                        help="coverage with 3 seeds per architecture, interval of the architecture means (R = 400)")
     parser.add_argument("--fisher-z-only", action="store_true",
                         help="compare the two Spearman Fisher z variances at n = 7-14 (R = 4000, seconds)")
     args = parser.parse_args()
     if args.fisher_z_only:
         fisher_z_variances(4000)
         return
-    if args.two_level:
-        two_level(400, 999)
+    if args.seeds:
+        seeded(400, 999)
         return
     reps, boot = (400, 499) if args.quick else (1000, 999)
     started = time.perf_counter()

@@ -155,7 +155,7 @@ def test_a_short_forgetting_path_beside_a_distant_seed_still_gets_its_own_nodes(
         i, j = dirs.record["nodes"][name]
         assert [grid.axes[0][i], grid.axes[1][j]] == pytest.approx(dirs.record["coordinates"][name], abs=1e-12)
         own = _loss_at(a, _flat({n: state[n] for n, _ in a.named_parameters()}), x, y)
-        assert grid.loss[i, j] == pytest.approx(float(own), rel=1e-9)
+        assert grid.loss[i, j] == pytest.approx(float(own), rel=1e-6)  # the grid sums losses in float32
 
 
 def test_mode_plane_refuses_collinear_or_mismatched_models():

@@ -226,30 +226,19 @@ def seeded_table(n_arch=12, seeds=3, noise=0.3, seed=10):
     return pd.DataFrame(rows)
 
 
-def test_two_level_bootstrap_resamples_groups_then_rows():
-    groups = np.repeat(np.arange(5), [1, 2, 3, 2, 4])
-    values = groups * 10.0 + np.tile([0.0, 1.0, 2.0, 3.0], 4)[: len(groups)]
-    rng = np.random.default_rng(0)
-    from persist.stats.bootstrap import _two_level_means
-
-    (means,) = _two_level_means([values], groups, 2000, rng)
-    lo, hi = np.array([values[groups == g].min() for g in range(5)]), np.array([values[groups == g].max()
-                                                                                for g in range(5)])
-    owner = np.floor(means / 10).astype(int)  # each drawn mean lies within its group's range
-    assert np.all((means >= lo[owner] - 1e-12) & (means <= hi[owner] + 1e-12))
-    assert np.all(means[owner == 0] == values[0])  # a one-row group is always that row
-
-
-def test_seed_noise_widens_the_two_level_interval():
-    quiet, noisy = seeded_table(noise=0.0), seeded_table(noise=1.5)
+def test_seed_noise_widens_the_interval_through_the_architecture_means():
+    """The same architecture effects with noisier seeds: the means scatter more, so the interval widens."""
     kw = {"n_bootstrap": 1000, "seed": 0}
-    iv_quiet = confidence_interval("spearman", quiet["x"], quiet["y"], groups=quiet["arch"].to_numpy(), **kw)
-    iv_noisy = confidence_interval("spearman", noisy["x"], noisy["y"], groups=noisy["arch"].to_numpy(), **kw)
-    assert iv_quiet.method == iv_noisy.method == "two_level_bca"
-    assert iv_noisy.high - iv_noisy.low > iv_quiet.high - iv_quiet.low
+    widths = []
+    for noise in (0.0, 1.5):
+        means = seeded_table(noise=noise).groupby("arch")[["x", "y"]].mean()
+        iv = confidence_interval("spearman", means["x"].to_numpy(), means["y"].to_numpy(), **kw)
+        assert iv.method == "bca"
+        widths.append(iv.high - iv.low)
+    assert widths[1] > widths[0]
 
 
-def test_seeded_tables_get_two_level_intervals_and_a_mixed_model_check():
+def test_seeded_tables_get_intervals_of_the_means_and_a_mixed_model_check():
     import statsmodels.formula.api as smf
 
     table = seeded_table()
@@ -260,7 +249,10 @@ def test_seeded_tables_get_two_level_intervals_and_a_mixed_model_check():
     row = result.results.query("method == 'spearman'").iloc[0]
     means = table.groupby("arch")[["x", "y"]].mean()
     assert row.n == 12 and row.r == pytest.approx(stats.spearmanr(means["x"], means["y"])[0])
-    assert row.ci_method == "two_level_bca" and row.ci_low <= row.r <= row.ci_high
+    assert row.ci_method == "bca" and row.ci_low <= row.r <= row.ci_high
+    ordered = table.groupby("arch", sort=False)[["x", "y"]].mean()  # the analysis keeps first-seen order
+    alone = confidence_interval("spearman", ordered["x"].to_numpy(), ordered["y"].to_numpy(), n_bootstrap=500, seed=0)
+    assert (row.ci_low, row.ci_high) == pytest.approx((alone.low, alone.high))  # the interval of the 12 means
     assert result.rows_per_label == 3
     mixed = result.mixed.iloc[0]
     ranks = table.assign(rx=table["x"].rank(), ry=table["y"].rank())

@@ -8,16 +8,16 @@ A declared test that cannot run (a missing column, n < min_n, a constant or heav
 column, an undefined partial correlation) is still a row, with the reason in ``note``, and
 counts as p = 1 in its family.
 
-Several rows per label (seeds of one architecture): the per-label-mean analysis is primary,
-with two-level bootstrap intervals (architectures, then seeds) and permutations of whole
-architectures; a mixed-effects model on the per-seed rows checks each primary hypothesis.
+Several rows per label (seeds of one architecture): the per-label-mean analysis is primary; its
+bootstrap and permutations resample and permute whole architectures (their means, so seed variation
+is carried by the means), and a mixed-effects model on the per-seed rows checks each primary hypothesis.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,6 @@ def run_analysis(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisResult:
     results, folds = [], []
     for subset in subsets:
         sub = subset_rows(df, spec, subset)
-        sub_seeds = None if seeds is None else seeds[seeds[spec.label].isin(sub[spec.label])]
         for outcome in spec.outcomes:
             for predictor in spec.predictors:
                 for method in spec.methods or ():
@@ -88,7 +87,7 @@ def run_analysis(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisResult:
                     if missing:
                         results.append(base | {"note": f"not run: column(s) {', '.join(missing)} not in the table"})
                         continue
-                    row, fold = _one_test(sub, sub_seeds, spec, base, perms)
+                    row, fold = _one_test(sub, spec, base, perms)
                     results.append(row)
                     folds.append(fold)
     return AnalysisResult(
@@ -116,7 +115,6 @@ def _base_row(spec: AnalysisSpec, subset: str, predictor: str, outcome: str, met
 
 def _one_test(
     sub: pd.DataFrame,
-    seeds: pd.DataFrame | None,
     spec: AnalysisSpec,
     row: dict,
     perms: Callable[[int], np.ndarray],
@@ -135,7 +133,7 @@ def _one_test(
     est = correlate(x, y, method, z)
     if not np.isfinite(est.r):
         return row | {"note": est.note, "ci_note": "not computed"}, pd.DataFrame()
-    interval = _interval(method, x, y, z, est.r, data, seeds, columns, spec)
+    interval = _interval(method, x, y, z, est.r, spec)
     infl = leave_one_out(x, y, data[spec.label].to_numpy(), method, z, spec.alpha)
     row |= {
         "r": est.r, "p": est.p, "ci_low": interval.low, "ci_high": interval.high, "ci_method": interval.method,
@@ -148,19 +146,11 @@ def _one_test(
     return row, infl.folds.assign(**keys)[[*keys, *infl.folds.columns]]
 
 
-def _interval(
-    method: str, x: np.ndarray, y: np.ndarray, z: tuple[np.ndarray, ...], r: float, data: pd.DataFrame,
-    seeds: pd.DataFrame | None, columns: list[str], spec: AnalysisSpec,
-) -> Interval:
-    """The policy's interval; with seeds, a two-level bootstrap over the labels' per-seed rows."""
-    options: dict[str, Any] = {"estimate": r, "n_bootstrap": spec.n_bootstrap, "seed": spec.seed,
-                               "confidence": spec.confidence, "ci_method": spec.ci_method}
-    if seeds is None:
-        return confidence_interval(method, x, y, z, **options)
-    rows = complete_cases(seeds[seeds[spec.label].isin(data[spec.label])], columns)
-    values = [rows[c].to_numpy(float) for c in columns]
-    return confidence_interval(method, values[0], values[1], tuple(values[2:]), groups=rows[spec.label].to_numpy(),
-                               **options)
+def _interval(method: str, x: np.ndarray, y: np.ndarray, z: tuple[np.ndarray, ...], r: float,
+              spec: AnalysisSpec) -> Interval:
+    """The policy's interval on the rows tested (per-architecture means when there are seeds)."""
+    return confidence_interval(method, x, y, z, estimate=r, n_bootstrap=spec.n_bootstrap, seed=spec.seed,
+                               confidence=spec.confidence, ci_method=spec.ci_method)
 
 
 def _mixed_checks(seeds: pd.DataFrame, spec: AnalysisSpec, present: set[str]) -> pd.DataFrame:

@@ -2,9 +2,10 @@
 
 Rows are resampled as whole (x, y, covariates) tuples: resampling x and y independently (the
 ``paired=False`` default of ``pingouin.compute_bootci``) destroys the very association being
-measured and yields intervals centred on zero. With several seeds per architecture the
-resampling has two levels (architectures, then seeds within each drawn architecture), so
-seed-to-seed variation reaches the interval.
+measured and yields intervals centred on zero. With several seeds per architecture the rows
+are the per-architecture means: resampling architectures with their seeds together carries the
+seed-to-seed variation (it is in the means), and a second level that also resampled seeds within
+each architecture under-covered in simulation (85-92% at 14 x 3; docs/statistics.md).
 
 A resample can be undefined (a constant column, a zero partial residual). Those resamples are
 exactly the ones missing the rare distinct values, so an interval of the finite ones alone is
@@ -40,37 +41,24 @@ def bootstrap_distribution(
     covariates: tuple[np.ndarray, ...] = (),
     n_bootstrap: int = 2000,
     seed: int = 0,
-    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """(..., n_bootstrap) statistics of paired resamples; NaN marks an undefined resample.
 
     Rows are the last axis; leading axes are independent tables resampled with the same row
-    indices (so many small tables cost one call). With ``groups`` (one label per row, 1-D data
-    only) the statistic is computed on group means: groups are drawn with replacement, then each
-    drawn group's rows are drawn with replacement within it (two levels), and the draws averaged.
+    indices (so many small tables cost one call).
     """
     rng = np.random.default_rng(seed)
     data = [np.asarray(v, float) for v in (x, y, *covariates)]
     statistic = STATISTICS[method]
-    n = data[0].shape[-1] if groups is None else len(np.unique(groups))
+    n = data[0].shape[-1]
     tables = int(np.prod(data[0].shape[:-1]))
     out = np.empty((*data[0].shape[:-1], n_bootstrap))
     step = _batch_size(n, tables)
     for start in range(0, n_bootstrap, step):
         size = min(step, n_bootstrap - start)
-        if groups is None:
-            idx = rng.integers(0, n, size=(size, n))
-            samples = [v[..., idx] for v in data]
-        else:
-            samples = _two_level_means(data, np.asarray(groups), size, rng)
-        out[..., start : start + size] = statistic(*samples)
+        idx = rng.integers(0, n, size=(size, n))
+        out[..., start : start + size] = statistic(*(v[..., idx] for v in data))
     return out
-
-
-def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` within each group, groups in sorted order of their labels."""
-    _, inverse = np.unique(groups, return_inverse=True)
-    return np.bincount(inverse, weights=np.asarray(values, float)) / np.bincount(inverse)
 
 
 def jackknife(method: str, x: np.ndarray, y: np.ndarray, covariates: tuple[np.ndarray, ...] = ()) -> np.ndarray:
@@ -145,22 +133,6 @@ def bootstrap_ci(
     jack = jackknife(method, x, y, covariates) if ci_method == "bca" else None
     low, high, defined, share = intervals_from_distribution(dist, estimate, jack, confidence, ci_method)
     return BootstrapInterval(float(low), float(high), ci_method if defined else "", float(share), n_bootstrap)
-
-
-def _two_level_means(
-    data: list[np.ndarray], groups: np.ndarray, size: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Group means of ``size`` two-level resamples: (size, n_groups) per variable."""
-    labels, inverse = np.unique(groups, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    n_groups, width = len(labels), int(counts.max())
-    drawn = rng.integers(0, n_groups, size=(size, n_groups))  # level 1: groups
-    pick = np.floor(rng.random((size, n_groups, width)) * counts[drawn][..., None]).astype(int)
-    rows = order[starts[drawn][..., None] + pick]  # level 2: rows within each drawn group
-    used = np.arange(width) < counts[drawn][..., None]  # a group of m rows averages m draws
-    return [np.where(used, v[rows], 0.0).sum(-1) / counts[drawn] for v in data]
 
 
 def _batch_size(n: int, tables: int) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from persist.stats.bootstrap import bootstrap_distribution, group_means, intervals_from_distribution, jackknife
+from persist.stats.bootstrap import bootstrap_distribution, intervals_from_distribution, jackknife
 from persist.stats.rank_statistics import STATISTICS
 
 MIN_BOOTSTRAP_N = 12
@@ -36,7 +36,8 @@ SMALL_DF = 4  # Spearman Fisher z: at most this many df -> Fieller's constant va
 MIN_KENDALL_N = 10
 FISHER_Z = "fisher_z"
 POLICY = (
-    f"Intervals: bootstrap (paired; two-level when {{label}}s have several rows) only when n >= {MIN_BOOTSTRAP_N}, "
+    f"Intervals: bootstrap (paired; of the per-{{label}} means when {{label}}s have several rows) only when "
+    f"n >= {MIN_BOOTSTRAP_N}, "
     f"fewer than {MAX_UNDEFINED_SHARE:.0%} of resamples are undefined and the interval contains the estimate; "
     "otherwise a Fisher z interval with standard error sqrt(v/df): Spearman with k covariates df = n - 3 - k and "
     f"v = 1 + r^2/2 (Bonett-Wright), or v = 1.06 (Fieller-Hartley-Pearson) when df <= {SMALL_DF}; Kendall without "
@@ -51,7 +52,7 @@ class Interval:
 
     low: float
     high: float
-    method: str  # bca | percentile | two_level_bca | two_level_percentile | fisher_z | none
+    method: str  # bca | percentile | fisher_z | none
     undefined_share: float  # NaN when no bootstrap was run
     note: str = ""
 
@@ -90,24 +91,19 @@ def confidence_interval(
     seed: int = 0,
     confidence: float = 0.95,
     ci_method: str = "bca",
-    groups: np.ndarray | None = None,
 ) -> Interval:
     """The interval the policy reports for one test (see the module docstring).
 
-    With ``groups`` the rows are seeds of the group's architecture: the estimate is the
-    coefficient of the group means and the bootstrap has two levels; n counts groups.
+    With several seeds per architecture, pass the per-architecture means: resampling architectures
+    with their seeds together is what the coverage simulation supports (a second level that also
+    resamples seeds within each architecture covered 85-92%; docs/statistics.md).
     """
     covariates = tuple(np.asarray(c, float) for c in covariates)
-    if groups is None:
-        return confidence_intervals(method, np.asarray(x, float)[None], np.asarray(y, float)[None],
-                                    tuple(c[None] for c in covariates),
-                                    estimates=None if estimate is None else np.array([estimate]),
-                                    n_bootstrap=n_bootstrap, seed=seed, confidence=confidence,
-                                    ci_method=ci_method)[0]
-    means = tuple(group_means(v, groups)[None] for v in (x, y, *covariates))
-    r = STATISTICS[method](*means) if estimate is None else np.array([estimate])
-    dist = bootstrap_distribution(method, x, y, covariates, n_bootstrap, seed, groups)[None] if n_bootstrap else None
-    return _policy(method, means, r, dist, confidence, ci_method, "two_level_")[0]
+    return confidence_intervals(method, np.asarray(x, float)[None], np.asarray(y, float)[None],
+                                tuple(c[None] for c in covariates),
+                                estimates=None if estimate is None else np.array([estimate]),
+                                n_bootstrap=n_bootstrap, seed=seed, confidence=confidence,
+                                ci_method=ci_method)[0]
 
 
 def confidence_intervals(
@@ -126,12 +122,12 @@ def confidence_intervals(
     data = tuple(np.asarray(v, float) for v in (x, y, *covariates))
     r = STATISTICS[method](*data) if estimates is None else np.asarray(estimates, float)
     dist = bootstrap_distribution(method, data[0], data[1], data[2:], n_bootstrap, seed) if n_bootstrap else None
-    return _policy(method, data, r, dist, confidence, ci_method, "")
+    return _policy(method, data, r, dist, confidence, ci_method)
 
 
 def _policy(
     method: str, data: tuple[np.ndarray, ...], r: np.ndarray, dist: np.ndarray | None, confidence: float,
-    ci_method: str, prefix: str,
+    ci_method: str,
 ) -> list[Interval]:
     n = data[0].shape[-1]
     ordered = [np.sort(v, -1) for v in data[:2]]
@@ -155,7 +151,7 @@ def _policy(
         elif not low[i] - 1e-12 <= r[i] <= high[i] + 1e-12:
             reason = "bootstrap not used: its interval excluded the estimate"
         else:
-            out.append(Interval(float(low[i]), float(high[i]), prefix + ci_method, float(share[i])))
+            out.append(Interval(float(low[i]), float(high[i]), ci_method, float(share[i])))
             continue
         note = reason if not fb.note else f"{reason}; {fb.note}"
         out.append(Interval(fb.low, fb.high, fb.method, float(share[i]), note))

@@ -3,8 +3,8 @@
 The unit of a cross-architecture study is the architecture: several seeds or slices of one
 architecture are not independent observations, so they are averaged before any test
 (counting them as separate rows would be pseudo-replication and shrink every p-value). The
-per-seed rows are kept too (:func:`prepare_rows`): the two-level bootstrap and the mixed-effects
-check use them so that seed-to-seed variation reaches the intervals.
+per-seed rows are kept too (:func:`prepare_rows`) for the mixed-effects check; the seed-to-seed
+variation reaches the intervals through the means themselves.
 """
 
 from __future__ import annotations
