@@ -11,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,7 +47,9 @@ def test_h1_vs_retention_reproduces(published):
     assert h1.p_perm == pytest.approx(0.021, abs=0.005)  # paper's permutation p: 0.024 (RNG-dependent)
     assert h1.ci_low < 0.61 < h1.ci_high and h1.ci_low > 0
     assert h1.family == "topology" and h1.p_corrected == h1.p_perm  # a one-test family
-    assert h1.ci_method == "bca" and h1.ci_undefined < 0.05 and h1.primary  # n = 14: the bootstrap is allowed
+    assert h1.ci_method == "fisher_z" and h1.primary  # Spearman at n = 14: Bonett-Wright's variance applies
+    half = 1.959964 * np.sqrt((1 + h1.r**2 / 2) / 11)
+    assert (h1.ci_low, h1.ci_high) == pytest.approx((np.tanh(np.arctanh(h1.r) - half), np.tanh(np.arctanh(h1.r) + half)))
 
 
 def test_measured_parameter_counts(published):

@@ -102,30 +102,44 @@ def test_with_four_or_fewer_df_the_spearman_interval_uses_fiellers_constant_vari
     assert bw.high == pytest.approx(np.tanh(np.arctanh(r) + stats.norm.ppf(0.975) * np.sqrt((1 + r * r / 2) / 5)))
 
 
-def test_small_n_uses_fisher_z_and_says_why():
+def test_fisher_z_comes_first_and_the_bootstrap_serves_tied_kendall():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=14)
+    y = x + rng.normal(size=14)
+    for method, r in (("spearman", stats.spearmanr(x, y)[0]), ("kendall", stats.kendalltau(x, y)[0])):
+        iv = confidence_interval(method, x, y, n_bootstrap=500)
+        reference = fisher_z_interval(r, 14, method)
+        assert (iv.method, iv.note) == ("fisher_z", "") and np.isnan(iv.undefined_share)
+        assert (iv.low, iv.high) == pytest.approx((reference.low, reference.high))
+    tied = confidence_interval("kendall", np.round(x), np.round(y), n_bootstrap=500)
+    assert tied.method == "bca" and tied.low <= stats.kendalltau(np.round(x), np.round(y))[0] <= tied.high
+    assert tied.note == "Kendall's Fisher z standard error assumes no ties" and 0 <= tied.undefined_share < 0.05
+
+
+def test_small_n_without_a_fisher_z_interval_gets_none_and_says_why():
     rng = np.random.default_rng(2)
-    x = rng.normal(size=7)
-    iv = confidence_interval("spearman", x, x + rng.normal(size=7), n_bootstrap=500)
-    assert iv.method == "fisher_z" and iv.note == "bootstrap not used: n = 7 < 12" and 0 <= iv.undefined_share < 1
+    x = np.round(rng.normal(size=7))
+    iv = confidence_interval("kendall", x, x + np.round(rng.normal(size=7)), n_bootstrap=500)
+    assert iv.method == "none" and iv.note.endswith("; no bootstrap: n = 7 < 12")
 
 
 def test_many_undefined_resamples_forbid_the_bootstrap():
     # 12 rows, x nonzero in two: a resample that draws neither is constant in x (undefined)
     x = np.array([0.0] * 10 + [1.0, 2.0])
     y = np.arange(12.0)
-    iv = confidence_interval("spearman", x, y, n_bootstrap=2000)
+    iv = confidence_interval("kendall", x, y, n_bootstrap=2000)  # tied Kendall: no Fisher z, so the bootstrap
     assert iv.undefined_share == pytest.approx((10 / 12) ** 12, abs=0.02)  # no nonzero x drawn: 11.2%
-    assert iv.method == "fisher_z" and "of resamples undefined (>= 5%)" in iv.note
+    assert iv.method == "none" and "no bootstrap: 1" in iv.note and "of resamples undefined (>= 5%)" in iv.note
 
 
-def test_large_clean_samples_use_the_declared_bootstrap_method():
+def test_large_tied_samples_use_the_declared_bootstrap_method():
     rng = np.random.default_rng(4)
-    x = rng.normal(size=30)
-    y = x + rng.normal(size=30)
-    assert confidence_interval("spearman", x, y, n_bootstrap=500).method == "bca"
-    assert confidence_interval("spearman", x, y, n_bootstrap=500, ci_method="percentile").method == "percentile"
-    iv = confidence_interval("spearman", x, y, n_bootstrap=500)
-    assert iv.undefined_share == 0 and iv.note == ""
+    x = np.round(rng.normal(size=30))
+    y = np.round(x + rng.normal(size=30))
+    assert confidence_interval("kendall", x, y, n_bootstrap=500).method == "bca"
+    assert confidence_interval("kendall", x, y, n_bootstrap=500, ci_method="percentile").method == "percentile"
+    iv = confidence_interval("kendall", x, y, n_bootstrap=500)
+    assert iv.undefined_share == 0
 
 
 def test_batched_intervals_equal_one_table_at_a_time():
@@ -233,7 +247,7 @@ def test_seed_noise_widens_the_interval_through_the_architecture_means():
     for noise in (0.0, 1.5):
         means = seeded_table(noise=noise).groupby("arch")[["x", "y"]].mean()
         iv = confidence_interval("spearman", means["x"].to_numpy(), means["y"].to_numpy(), **kw)
-        assert iv.method == "bca"
+        assert iv.method == "fisher_z"
         widths.append(iv.high - iv.low)
     assert widths[1] > widths[0]
 
@@ -249,7 +263,7 @@ def test_seeded_tables_get_intervals_of_the_means_and_a_mixed_model_check():
     row = result.results.query("method == 'spearman'").iloc[0]
     means = table.groupby("arch")[["x", "y"]].mean()
     assert row.n == 12 and row.r == pytest.approx(stats.spearmanr(means["x"], means["y"])[0])
-    assert row.ci_method == "bca" and row.ci_low <= row.r <= row.ci_high
+    assert row.ci_method == "fisher_z" and row.ci_low <= row.r <= row.ci_high
     ordered = table.groupby("arch", sort=False)[["x", "y"]].mean()  # the analysis keeps first-seen order
     alone = confidence_interval("spearman", ordered["x"].to_numpy(), ordered["y"].to_numpy(), n_bootstrap=500, seed=0)
     assert (row.ci_low, row.ci_high) == pytest.approx((alone.low, alone.high))  # the interval of the 12 means

@@ -1,28 +1,29 @@
 """The interval policy: which interval a test reports, and why, at small n.
 
-Measured by ``benchmarks/bench_stats_coverage.py`` (table in docs/statistics.md): at n = 7 a paired
-bootstrap of a rank correlation resamples 7 rows, many resamples are undefined or tied, and its BCa
-intervals cover below 93% in 12 of 18 cells (partial Spearman down to 80%). At n = 14 BCa covers
-93-98%. The policy, stated in every report:
+Chosen on the coverage simulation of ``benchmarks/bench_stats_coverage.py`` (docs/statistics.md):
+at n = 7 a paired bootstrap of a rank correlation resamples 7 rows, many resamples are undefined or
+tied, and its BCa intervals cover below 93% in 12 of 18 cells (partial Spearman down to 80%). At
+n = 14 BCa covers 93.3-98.3%, while the Fisher z intervals below cover 93-97% wherever their variance
+applies. The policy, stated in every report:
 
-1. Bootstrap (the spec's ``ci_method``, BCa or percentile) only when n >= ``MIN_BOOTSTRAP_N`` and
-   fewer than ``MAX_UNDEFINED_SHARE`` of the resamples are undefined, and only when the interval
-   it gives contains the point estimate.
-2. Otherwise a Fisher z interval: z = atanh(r) +- z_(1-alpha/2) sqrt(v / df), df = n - 3 - k for
-   Spearman (k = number of covariates of a partial correlation), n - 4 for Kendall's tau. For
-   Spearman v = 1 + r^2/2 (Bonett and Wright 2000); with ``SMALL_DF`` or fewer degrees of freedom
-   their r^2/2 term over-widens the interval (up to 98.2% coverage at n = 7) and the older constant
-   v = 1.06 (Fieller, Hartley and Pearson 1957) is used, which covers 92.9-96.5% there. For Kendall
-   v = 0.437, only for untied data (with ties it under-covers, 86-91% at n = 14) and n >= ``MIN_KENDALL_N``
-   (below, tau takes few values and the interval covers 91-99%).
-3. Otherwise none (|r| = 1, too few degrees of freedom, tied or small-n Kendall), with the reason.
+1. A Fisher z interval wherever a published variance applies: z = atanh(r) +- z_(1-alpha/2)
+   sqrt(v / df), df = n - 3 - k for Spearman (k = number of covariates of a partial correlation),
+   n - 4 for Kendall's tau. For Spearman v = 1 + r^2/2 (Bonett and Wright 2000); with ``SMALL_DF`` or
+   fewer degrees of freedom their r^2/2 term over-widens the interval (up to 98.2% coverage at n = 7)
+   and the older constant v = 1.06 (Fieller, Hartley and Pearson 1957) is used, which covers
+   92.9-96.5% there. For Kendall v = 0.437, only for untied data (with ties it under-covers, 86-91%
+   at n = 14) and n >= ``MIN_KENDALL_N`` (below, tau takes few values and the interval covers 91-99%).
+2. Otherwise the bootstrap (the spec's ``ci_method``, BCa or percentile; tied Kendall is its main
+   case) only when n >= ``MIN_BOOTSTRAP_N``, fewer than ``MAX_UNDEFINED_SHARE`` of the resamples are
+   undefined, and the interval contains the point estimate.
+3. Otherwise none (|r| = 1, too few rows, tied Kendall below n = 12), with the reason.
 
 Every interval carries the method that made it; a method is never relabelled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import ndtri
@@ -36,13 +37,13 @@ SMALL_DF = 4  # Spearman Fisher z: at most this many df -> Fieller's constant va
 MIN_KENDALL_N = 10
 FISHER_Z = "fisher_z"
 POLICY = (
-    f"Intervals: bootstrap (paired; of the per-{{label}} means when {{label}}s have several rows) only when "
-    f"n >= {MIN_BOOTSTRAP_N}, "
+    "Intervals: Fisher z with standard error sqrt(v/df) where a published variance applies: Spearman with k "
+    f"covariates df = n - 3 - k and v = 1 + r^2/2 (Bonett-Wright), or v = 1.06 (Fieller-Hartley-Pearson) when "
+    f"df <= {SMALL_DF}; Kendall without ties and n >= {MIN_KENDALL_N} v = 0.437, df = n - 4. Otherwise a paired "
+    f"bootstrap (of the per-{{label}} means when {{label}}s have several rows) only when n >= {MIN_BOOTSTRAP_N}, "
     f"fewer than {MAX_UNDEFINED_SHARE:.0%} of resamples are undefined and the interval contains the estimate; "
-    "otherwise a Fisher z interval with standard error sqrt(v/df): Spearman with k covariates df = n - 3 - k and "
-    f"v = 1 + r^2/2 (Bonett-Wright), or v = 1.06 (Fieller-Hartley-Pearson) when df <= {SMALL_DF}; Kendall without "
-    f"ties and n >= {MIN_KENDALL_N} v = 0.437, df = n - 4; otherwise none, with the reason. "
-    "Column ci_method names the method used, ci_undefined the share of undefined bootstrap resamples."
+    "otherwise none, with the reason. Column ci_method names the method used, ci_undefined the share of "
+    "undefined bootstrap resamples."
 )
 
 
@@ -121,38 +122,32 @@ def confidence_intervals(
     """The policy's interval for each of many tables of the same size: x, y, covariates are (T, n)."""
     data = tuple(np.asarray(v, float) for v in (x, y, *covariates))
     r = STATISTICS[method](*data) if estimates is None else np.asarray(estimates, float)
-    dist = bootstrap_distribution(method, data[0], data[1], data[2:], n_bootstrap, seed) if n_bootstrap else None
-    return _policy(method, data, r, dist, confidence, ci_method)
-
-
-def _policy(
-    method: str, data: tuple[np.ndarray, ...], r: np.ndarray, dist: np.ndarray | None, confidence: float,
-    ci_method: str,
-) -> list[Interval]:
     n = data[0].shape[-1]
     ordered = [np.sort(v, -1) for v in data[:2]]
     tied = np.any([np.any(np.diff(v, axis=-1) == 0, -1) for v in ordered], 0)
-    fallback = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t))
-                for ri, t in zip(r, tied, strict=True)]
-    if dist is None:
-        return fallback
-    jack = jackknife(method, data[0], data[1], data[2:]) if ci_method == "bca" else None
-    low, high, defined, share = intervals_from_distribution(dist, r, jack, confidence, ci_method)
-    out = []
-    for i, fb in enumerate(fallback):
-        if n < MIN_BOOTSTRAP_N:
-            reason = f"bootstrap not used: n = {n} < {MIN_BOOTSTRAP_N}"
-        elif share[i] >= MAX_UNDEFINED_SHARE:
-            reason = f"bootstrap not used: {share[i]:.1%} of resamples undefined (>= {MAX_UNDEFINED_SHARE:.0%})"
-        elif not defined[i]:
-            reason = f"bootstrap not used: {ci_method} undefined (resamples all on one side of the estimate)"
-        elif low[i] == high[i]:
-            reason = "bootstrap not used: every defined resample gave the same value"
-        elif not low[i] - 1e-12 <= r[i] <= high[i] + 1e-12:
-            reason = "bootstrap not used: its interval excluded the estimate"
+    out = [fisher_z_interval(float(ri), n, method, len(data) - 2, confidence, bool(t))
+           for ri, t in zip(r, tied, strict=True)]
+    rest = [i for i, iv in enumerate(out) if iv.method != FISHER_Z]
+    if not rest:
+        return out
+    if n < MIN_BOOTSTRAP_N or not n_bootstrap:
+        reason = f"n = {n} < {MIN_BOOTSTRAP_N}" if n < MIN_BOOTSTRAP_N else "n_bootstrap = 0"
+        return [iv if iv.method == FISHER_Z else replace(iv, note=f"{iv.note}; no bootstrap: {reason}") for iv in out]
+    sub = tuple(v[rest] for v in data)
+    dist = bootstrap_distribution(method, sub[0], sub[1], sub[2:], n_bootstrap, seed)
+    jack = jackknife(method, sub[0], sub[1], sub[2:]) if ci_method == "bca" else None
+    low, high, defined, share = intervals_from_distribution(dist, r[rest], jack, confidence, ci_method)
+    for k, i in enumerate(rest):
+        if share[k] >= MAX_UNDEFINED_SHARE:
+            reason = f"{share[k]:.1%} of resamples undefined (>= {MAX_UNDEFINED_SHARE:.0%})"
+        elif not defined[k]:
+            reason = f"{ci_method} undefined (resamples all on one side of the estimate)"
+        elif low[k] == high[k]:
+            reason = "every defined resample gave the same value"
+        elif not low[k] - 1e-12 <= r[i] <= high[k] + 1e-12:
+            reason = "its interval excluded the estimate"
         else:
-            out.append(Interval(float(low[i]), float(high[i]), ci_method, float(share[i])))
+            out[i] = Interval(float(low[k]), float(high[k]), ci_method, float(share[k]), out[i].note)
             continue
-        note = reason if not fb.note else f"{reason}; {fb.note}"
-        out.append(Interval(fb.low, fb.high, fb.method, float(share[i]), note))
+        out[i] = replace(out[i], undefined_share=float(share[k]), note=f"{out[i].note}; no bootstrap: {reason}")
     return out
