@@ -96,7 +96,7 @@ def build_report(table: pd.DataFrame, result: Any, families: Sequence[str],
     text = [f"# {title}", "",
             f"{table[label].nunique()} architectures, {len(table)} rows (architecture x seed); seeds per "
             f"architecture up to {result.rows_per_label}. Values are means over seeds; the analysis is the one "
-            "declared in the spec (per-architecture means primary, bootstrap and permutations of whole "
+            "declared in the spec (per-architecture means primary: intervals of the means, permutations of whole "
             "architectures; docs/statistics.md).", "",
             "## Primary tests (declared before the study was run)", "", primary_section(result)]
     if not result.mixed.empty:

@@ -9,8 +9,8 @@ column, an undefined partial correlation) is still a row, with the reason in ``n
 counts as p = 1 in its family.
 
 Several rows per label (seeds of one architecture): the per-label-mean analysis is primary; its
-bootstrap and permutations resample and permute whole architectures (their means, so seed variation
-is carried by the means), and a mixed-effects model on the per-seed rows checks each primary hypothesis.
+intervals are made from the means (which carry the seed variation) and its permutations permute whole
+architectures, and a mixed-effects model on the per-seed rows checks each primary hypothesis.
 """
 
 from __future__ import annotations

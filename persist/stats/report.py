@@ -160,8 +160,8 @@ def _seed_statement(result: AnalysisResult) -> str:
     if result.rows_per_label <= 1:
         return f"One row per `{label}`: no seed replication to propagate.\n"
     return (f"Up to {result.rows_per_label} rows (seeds) per `{label}`. **Primary: the per-{label}-mean analysis** "
-            f"below; its bootstrap resamples whole {label}s (their seed means) and its permutations permute "
-            f"whole {label}s. The mixed-effects check (random intercept per {label}) of each "
+            f"below: its intervals are made from the {label} means (a bootstrap, where one is used, resamples "
+            f"whole {label}s) and its permutations permute whole {label}s. The mixed-effects check (random intercept per {label}) of each "
             "primary hypothesis is reported in its own section.\n")
 
 
