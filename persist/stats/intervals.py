@@ -95,9 +95,9 @@ def confidence_interval(
 ) -> Interval:
     """The interval the policy reports for one test (see the module docstring).
 
-    With several seeds per architecture, pass the per-architecture means: resampling architectures
-    with their seeds together is what the coverage simulation supports (a second level that also
-    resamples seeds within each architecture covered 85-92%; docs/statistics.md).
+    With several seeds per architecture, pass the per-architecture means: they carry the seed variation,
+    and their intervals cover 93-97% in the simulation, where a two-level bootstrap (architectures, then
+    seeds within each) covered 85-92% (docs/statistics.md).
     """
     covariates = tuple(np.asarray(c, float) for c in covariates)
     return confidence_intervals(method, np.asarray(x, float)[None], np.asarray(y, float)[None],
