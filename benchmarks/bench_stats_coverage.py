@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from persist.stats.bootstrap import bootstrap_distribution, intervals_from_distribution, jackknife
-from persist.stats.intervals import MIN_KENDALL_N, confidence_intervals, fisher_z_interval
+from persist.stats.intervals import MIN_KENDALL_N, SMALL_DF, confidence_intervals
 from persist.stats.rank_statistics import STATISTICS
 
 METHODS = ("spearman", "kendall", "partial_spearman")
@@ -147,8 +147,7 @@ def fisher_z_variances(reps: int) -> None:
                     for var in (1 + r * r / 2, np.full_like(r, 1.06)):
                         w = half * np.sqrt(var / df)
                         cover.append(np.mean((np.tanh(np.arctanh(r) - w) <= truth) & (truth <= np.tanh(np.arctanh(r) + w))))
-                    used = fisher_z_interval(0.5, n, method, len(cov)).high  # which variance the policy picks
-                    policy = "Fieller" if np.isclose(used, np.tanh(np.arctanh(0.5) + half * np.sqrt(1.06 / df))) else "BW"
+                    policy = "Fieller" if df <= SMALL_DF else "BW"
                     print(f"| {n} | {df} | {'quantized' if quantized else 'continuous'} | {rho:.1f} | {method} | "
                           f"{truth:+.3f} | {cover[0]:.1%} | {cover[1]:.1%} | {policy} |", flush=True)
 
